@@ -1,0 +1,73 @@
+#!/bin/bash
+# Kestrel test runner: runs every test program and totals their TAP output.
+#
+# A test program is an executable under $BUILD/tests/ (cmocka binaries, run with TAP output)
+# or a script tests/<dir>/test_*.sh. Each prints TAP lines:
+#   ok N - name            a pass
+#   not ok N - name        a failure
+#   ok N - name # SKIP why a skip, with its reason (printed in the summary)
+# A program that exits non-zero without printing "not ok", or prints no result at all,
+# counts as one failure: a crash or a test that ran nothing must never look like a pass.
+# Full output of each program goes to $BUILD/test-logs/<name>.log.
+#
+# Usage: tests/run.sh [BUILD] [FILTER]   (FILTER: substring of the program name)
+set -u
+BUILD=${1:-build}
+FILTER=${2:-}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=$(cd "$BUILD" && pwd)
+LOGS=$BUILD/test-logs
+mkdir -p "$LOGS"
+export KESTREL_BUILD=$BUILD KESTREL=$BUILD/kestrel KESTREL_ROOT=$ROOT
+export CMOCKA_MESSAGE_OUTPUT=TAP
+
+passed=0 failed=0 skipped=0
+failures=() skips=()
+
+run_one() { # name, command...
+	local name=$1; shift
+	local log=$LOGS/${name//\//_}.log
+	local t0=$SECONDS
+	printf '%-40s ' "$name"
+	"$@" >"$log" 2>&1 </dev/null
+	local rc=$?
+	local p=0 f=0 s=0 line
+	while IFS= read -r line; do
+		case "$line" in
+		"not ok"*) f=$((f + 1)); failures+=("$name: ${line#not ok }") ;;
+		ok*"# SKIP"* | ok*"# skip"*) s=$((s + 1)); skips+=("$name: ${line#*# [Ss][Kk][Ii][Pp]}") ;;
+		ok*) p=$((p + 1)) ;;
+		esac
+	done < <(grep -aE '^(not )?ok\b' "$log")
+	if [ $rc -ne 0 ] && [ $f -eq 0 ]; then
+		f=1; failures+=("$name: exited with status $rc (see $log)")
+	fi
+	if [ $((p + f + s)) -eq 0 ]; then
+		f=1; failures+=("$name: printed no test result (see $log)")
+	fi
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	printf '%3d passed %3d failed %3d skipped  (%ds)\n' $p $f $s $((SECONDS - t0))
+}
+
+progs=()
+while IFS= read -r f; do progs+=("$f"); done < <(
+	find "$BUILD/tests" -type f -perm -u+x 2>/dev/null | sort
+	ls tests/*/test_*.sh 2>/dev/null | sort)
+
+for prog in "${progs[@]}"; do
+	name=${prog#"$BUILD/tests/"}
+	name=${name#tests/}
+	[ -n "$FILTER" ] && [[ "$name" != *"$FILTER"* ]] && continue
+	run_one "$name" "$prog"
+done
+
+echo
+for s in "${skips[@]}"; do echo "SKIP $s"; done
+for f in "${failures[@]}"; do echo "FAIL $f"; done
+if [ $skipped -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ $failed -eq 0 ]

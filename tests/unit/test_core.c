@@ -1,0 +1,93 @@
+/* Unit tests for core/: guest memory bounds checks and I/O bus dispatch. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/guest_mem.h"
+#include "core/io_bus.h"
+
+static void gm_bounds(void **state)
+{
+	struct guest_mem gm = {0};
+	assert_int_equal(gm_add_ram(&gm, 0, 1 << 20, "ram"), 0);
+	assert_int_equal(gm_add_ram(&gm, 1ULL << 32, 1 << 20, "ram-high"), 0);
+	uint8_t buf[16] = {1, 2, 3};
+	assert_int_equal(gm_write(&gm, 0x1000, buf, 3), 0);
+	assert_non_null(gm_ptr(&gm, (1 << 20) - 16, 16));
+	assert_null(gm_ptr(&gm, (1 << 20) - 15, 16));	   /* crosses the end */
+	assert_null(gm_ptr(&gm, 1 << 20, 1));		   /* just past the end */
+	assert_null(gm_ptr(&gm, 0x1000, UINT64_MAX));	   /* length wraps */
+	assert_null(gm_ptr(&gm, UINT64_MAX - 2, 8));	   /* address wraps */
+	assert_non_null(gm_ptr(&gm, (1ULL << 32) + 5, 8)); /* second region */
+	assert_int_equal(gm_read(&gm, (1 << 20) - 2, buf, 4), -14 /* EFAULT */);
+	assert_int_equal(gm_read(&gm, 0x1000, buf + 8, 3), 0);
+	assert_memory_equal(buf, buf + 8, 3);
+	gm_destroy(&gm);
+}
+
+struct dev {
+	uint64_t last_off, last_val;
+	unsigned last_size;
+	int tag;
+};
+
+static uint64_t dev_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct dev *d = opaque;
+	d->last_off = off;
+	d->last_size = size;
+	return 0x1122334455667788ULL + d->tag;
+}
+
+static void dev_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+	struct dev *d = opaque;
+	d->last_off = off;
+	d->last_val = val;
+	d->last_size = size;
+}
+
+static const struct io_ops dev_ops = {.read = dev_read, .write = dev_write};
+
+static void bus_dispatch(void **state)
+{
+	struct io_bus bus;
+	struct dev a = {.tag = 0}, b = {.tag = 1}, c = {.tag = 2};
+	uint64_t v;
+	io_bus_init(&bus, "io");
+	int ha = io_bus_register(&bus, 0x3f8, 8, &dev_ops, &a, "serial");
+	assert_true(ha > 0);
+	assert_true(io_bus_register(&bus, 0x60, 1, &dev_ops, &b, "kbd") > 0);
+	assert_true(io_bus_read(&bus, 0x3fd, 1, &v));
+	assert_int_equal(v, 0x88);
+	assert_int_equal(a.last_off, 5);
+	assert_false(io_bus_read(&bus, 0x400, 2, &v)); /* nothing there: all ones */
+	assert_int_equal(v, 0xffff);
+	assert_true(io_bus_write(&bus, 0x60, 1, 0x1ff));
+	assert_int_equal(b.last_val, 0xff); /* value cut to the access size */
+	/* A higher-priority range over part of another wins there, and only there. */
+	assert_true(io_bus_register_prio(&bus, 0x3fa, 2, &dev_ops, &c, "overlay", 1) > 0);
+	assert_true(io_bus_read(&bus, 0x3fb, 1, &v));
+	assert_int_equal(v, 0x8a);
+	assert_true(io_bus_read(&bus, 0x3fc, 1, &v));
+	assert_int_equal(v, 0x88);
+	/* Moving and removing by handle. */
+	assert_int_equal(io_bus_move(&bus, ha, 0x2f8), 0);
+	assert_true(io_bus_read(&bus, 0x2f8, 1, &v));
+	assert_int_equal(v, 0x88);
+	assert_int_equal(io_bus_remove(&bus, ha), 0);
+	assert_false(io_bus_read(&bus, 0x2f8, 1, &v));
+	assert_int_equal(io_bus_remove(&bus, ha), -2 /* ENOENT */);
+	io_bus_destroy(&bus);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(gm_bounds),
+	    cmocka_unit_test(bus_dispatch),
+	};
+	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
