@@ -14,6 +14,8 @@
 #   make format     clang-format in place; make format-check is part of make check
 
 BUILD   ?= build
+# make Q= shows full command lines
+Q       ?= @
 CC      ?= gcc
 VERSION := 0.1.0
 
@@ -46,19 +48,23 @@ all: $(KESTREL)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBK): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
 
 $(KESTREL): $(MAIN_OBJ) $(LIBK)
-	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIBK) $(LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIBK) $(LIBS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBK) $(LIBS) -lcmocka
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP $< -o $@ $(LIBK) $(LIBS) -lcmocka
 
 # Test directories add their own binaries to TEST_BINS (and rules) here.
 TEST_BINS := $(UNIT_BINS)
