@@ -71,7 +71,7 @@ TEST_BINS := $(UNIT_BINS)
 -include $(wildcard tests/*/module.mk)
 
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 \
+	$(MAKE) BUILD=build-asan OPT=-O1 all tests \
 		SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 
 deps:
