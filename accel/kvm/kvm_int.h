@@ -1,0 +1,35 @@
+/* State shared between the KVM accelerator's files; nothing outside accel/kvm sees it. */
+#ifndef KESTREL_ACCEL_KVM_INT_H
+#define KESTREL_ACCEL_KVM_INT_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "accel/accel.h"
+
+struct kvm_state {
+	int kvm_fd, vm_fd;
+	int run_mmap_size;
+	unsigned nr_slots;
+	struct kvm_cpuid2 *cpuid; /* what KVM supports, patched per vCPU at creation */
+};
+
+struct kvm_vcpu_state {
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;      /* the thread running it, for kicks */
+	atomic_bool has_thread;
+};
+
+int kvm_cpuid_init(struct kvm_state *k);
+void kvm_cpuid_patch_entry(struct kvm_cpuid_entry2 *e, unsigned apic_id, unsigned nr);
+int kvm_cpuid_setup(struct kvm_state *k, struct vcpu *v, unsigned nr_vcpus);
+
+int kvm_vcpu_create(struct accel *a, struct vcpu *v);
+void kvm_vcpu_destroy(struct vcpu *v);
+int kvm_vcpu_set_boot_state(struct vcpu *v, const struct boot_cpu_state *st);
+int kvm_vcpu_run(struct vcpu *v, struct vcpu_exit *exit);
+void kvm_vcpu_kick(struct vcpu *v);
+
+#endif
