@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libjson-c-dev libcmocka-dev liburing-dev libslirp-dev libseccomp-dev zlib1g-dev libzstd-dev
 nasm cpio xz-utils zstd e2fsprogs busybox-static
-qemu-system-x86 qemu-utils python3 curl"
+qemu-system-x86 qemu-utils python3 curl acpica-tools dmidecode"
 
 missing=""
 for p in $PKGS; do
