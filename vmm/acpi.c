@@ -174,7 +174,7 @@ static void dsdt_sleep_states(struct aml *a, const struct acpi_config *cfg)
 	const struct {
 		const char *name;
 		uint8_t typ;
-	} states[] = {{"\\_S0", ACPI_PM_SLP_TYP_S0}, {"\\_S5", cfg->s5_slp_typ}};
+	} states[] = {{"_S0", ACPI_PM_SLP_TYP_S0}, {"_S5", cfg->s5_slp_typ}};
 	for (unsigned i = 0; i < 2; i++) {
 		aml_name(a, states[i].name);
 		aml_package_begin(a);
@@ -240,7 +240,6 @@ static void dsdt_pci(struct aml *a, const struct acpi_config *cfg)
 	aml_hid(a, "PNP0A08"); /* PCI Express root... */
 	aml_name(a, "_CID");
 	aml_eisaid(a, "PNP0A03"); /* ...compatible with a plain PCI root bus */
-	aml_named_int(a, "_ADR", 0);
 	aml_named_int(a, "_UID", 0);
 	aml_named_int(a, "_SEG", 0);
 	aml_named_int(a, "_BBN", cfg->ecam_bus_start);
@@ -353,7 +352,7 @@ static long build_dsdt(struct out *o)
 
 	aml_init(&a);
 	dsdt_sleep_states(&a, cfg);
-	aml_scope_begin(&a, "\\_SB");
+	aml_scope_begin(&a, "_SB"); /* at the root: no \\ needed */
 	dsdt_cpus(&a, cfg);
 	if (cfg->has_pci)
 		dsdt_pci(&a, cfg);
@@ -443,7 +442,8 @@ static long build_madt(struct out *o)
 	unsigned n_x2 = cfg->ncpus > 255 ? cfg->ncpus - 255 : 0;
 	unsigned n_x = cfg->ncpus - n_x2;
 	/* header + LAPIC address + flags, LAPICs, x2APICs, IOAPIC, 2 overrides, NMIs */
-	size_t len = HDR_LEN + 8 + 8 * n_x + 16 * n_x2 + 12 + 2 * 10 + 6 + (n_x2 ? 12 : 0);
+	unsigned n_iso = cfg->irq0_to_gsi2 ? 2 : 1;
+	size_t len = HDR_LEN + 8 + 8 * n_x + 16 * n_x2 + 12 + 10 * n_iso + 6 + (n_x2 ? 12 : 0);
 	long off = take(o, len, 16);
 	if (off < 0)
 		return off;
@@ -475,13 +475,13 @@ static long build_madt(struct out *o)
 	put32(e + 4, cfg->ioapic_addr);
 	put32(e + 8, cfg->ioapic_gsi_base);
 	e += 12;
-	/* The PIT's IRQ 0 is wired to IOAPIC pin 2; the SCI is level, active high. */
+	/* The SCI is level, active high; the PIT's IRQ 0 is wired to IOAPIC pin 2. */
 	const struct {
 		uint8_t irq;
 		uint32_t gsi;
 		uint16_t flags;
-	} iso[2] = {{0, 2, MPS_EDGE_HIGH}, {cfg->sci_irq, cfg->sci_irq, MPS_LEVEL_HIGH}};
-	for (unsigned i = 0; i < 2; i++) {
+	} iso[2] = {{cfg->sci_irq, cfg->sci_irq, MPS_LEVEL_HIGH}, {0, 2, MPS_EDGE_HIGH}};
+	for (unsigned i = 0; i < n_iso; i++) {
 		e[0] = MADT_ISO;
 		e[1] = 10;
 		e[2] = 0; /* ISA */
@@ -594,6 +594,7 @@ void acpi_config_pc_defaults(struct acpi_config *cfg, unsigned ncpus)
 	cfg->ioapic_addr = 0xfec00000;
 	cfg->ioapic_gsi_base = 0;
 	cfg->ioapic_pins = 24;
+	cfg->irq0_to_gsi2 = true;
 	cfg->pm1a_evt_port = ACPI_PM_EVT_PORT;
 	cfg->pm1a_cnt_port = ACPI_PM_CNT_PORT;
 	cfg->pm_tmr_port = ACPI_PM_TMR_PORT;

@@ -35,6 +35,9 @@ struct acpi_config {
 	uint8_t ioapic_id;
 	uint32_t ioapic_addr, ioapic_gsi_base;
 	unsigned ioapic_pins;
+	/* ISA IRQ 0 (the PIT) is wired to IOAPIC input 2, as on PCs (an interrupt source
+	 * override). The irqchip's GSI routing must agree: GSI 2 for the PIT. */
+	bool irq0_to_gsi2;
 
 	/* Fixed hardware (hw/acpi_pm.h) */
 	uint16_t pm1a_evt_port, pm1a_cnt_port, pm_tmr_port;
