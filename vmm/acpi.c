@@ -544,45 +544,46 @@ static long build_rsdt(struct out *o, const long *tables, unsigned n, bool x)
 	return off;
 }
 
-static int check_config(const struct acpi_config *cfg, size_t size, uint64_t gpa)
+/* NULL if the configuration can be described, else what is wrong with it. */
+static const char *check_config(const struct acpi_config *cfg, size_t size, uint64_t gpa)
 {
 	if (cfg->ncpus < 1 || cfg->ncpus > MAX_CPUS)
-		return -EINVAL;
+		return "number of vCPUs out of range";
 	if ((gpa & 15) || gpa + size > 1ULL << 32)
-		return -EINVAL;
+		return "table area not 16-byte aligned or not below 4 GiB";
 	if (cfg->sci_irq > 15 || !cfg->pm1a_evt_port || !cfg->pm1a_cnt_port || !cfg->pm_tmr_port)
-		return -EINVAL;
+		return "SCI IRQ above 15 or a PM block port missing";
 	if (cfg->s5_slp_typ > 7 || cfg->ioapic_pins < 16 || cfg->ioapic_pins > 240)
-		return -EINVAL;
+		return "SLP_TYP or IOAPIC pin count out of range";
 	if (cfg->nserial > ACPI_MAX_SERIAL)
-		return -EINVAL;
+		return "too many serial ports";
 	for (unsigned i = 0; i < cfg->nserial; i++)
 		if (cfg->serial[i].irq > 15 || cfg->serial[i].port > 0xfff8)
-			return -EINVAL;
+			return "serial port address or IRQ out of range";
 	if (!cfg->has_pci)
-		return 0;
+		return NULL;
 	if (cfg->ecam_bus_end < cfg->ecam_bus_start)
-		return -EINVAL;
+		return "PCI bus range empty";
 	if (cfg->pci_io.size && cfg->pci_io.base + cfg->pci_io.size > 0x10000)
-		return -EINVAL;
+		return "PCI I/O window beyond 0xffff";
 	if (cfg->pci_mmio32.size && cfg->pci_mmio32.base + cfg->pci_mmio32.size > 1ULL << 32)
-		return -EINVAL;
+		return "PCI 32-bit window beyond 4 GiB";
 	if (cfg->pci_mmio64.size &&
 	    cfg->pci_mmio64.base + cfg->pci_mmio64.size < cfg->pci_mmio64.base)
-		return -EINVAL;
+		return "PCI 64-bit window wraps";
 	if (cfg->npci_routes > 32 || (cfg->npci_routes && !cfg->pci_routes))
-		return -EINVAL;
+		return "too many PCI routes";
 	for (unsigned r = 0; r < cfg->npci_routes; r++) {
 		if (cfg->pci_routes[r].slot > 31)
-			return -EINVAL;
+			return "PCI route slot above 31";
 		for (unsigned pin = 0; pin < 4; pin++) {
 			uint32_t gsi = cfg->pci_routes[r].gsi[pin];
 			if (gsi < cfg->ioapic_gsi_base ||
 			    gsi >= cfg->ioapic_gsi_base + cfg->ioapic_pins)
-				return -EINVAL;
+				return "PCI route GSI not an IOAPIC input";
 		}
 	}
-	return 0;
+	return NULL;
 }
 
 void acpi_config_pc_defaults(struct acpi_config *cfg, unsigned ncpus)
@@ -619,8 +620,9 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *buf, size_t size, uint64_
 	long tables[3];
 	unsigned n = 0;
 
-	if (check_config(cfg, size, buf_gpa)) {
-		log_error("ACPI configuration not valid");
+	const char *why = check_config(cfg, size, buf_gpa);
+	if (why) {
+		log_error("cannot build ACPI tables: %s", why);
 		return -EINVAL;
 	}
 	if ((rsdp = take(&o, RSDP_LEN, 16)) < 0 || (facs = build_facs(&o)) < 0 ||
