@@ -1,0 +1,213 @@
+# Helpers for the host-side guest cases (tests/guest/cases/*.sh). POSIX sh: the cases run on
+# the host where /dev/kvm works, or inside the nested L1 guest under busybox ash
+# (tests/nested/l1.sh), so no bash-isms here.
+#
+# A case is a script run as
+#   sh CASE.sh setup   on the build host, before anything boots (build test artifacts into
+#                      $KT_ART; tools like nasm exist only here). Optional: print nothing.
+#   sh CASE.sh run     where the VMM runs; prints one TAP line per check, unnumbered:
+#                      "ok - what", "not ok - what", "ok - what # SKIP why"; diagnostics as "# ..."
+# A comment line "# kt-needs: qemu" in a case asks the nested harness to carry QEMU into L1.
+#
+# Environment (set by tests/nested/run-cases.sh or tests/nested/l1.sh):
+#   KESTREL      the kestrel binary          KT_GUEST  dir with vmlinuz, initramfs.cpio.gz
+#   KT_ART       artifacts made by setup     KT_OUT    a writable dir for logs
+#   KT_TIMEOUT   seconds one VM run may take (default 120)
+#   KT_QEMU      qemu-system-x86_64 to use for the reference runs (VMM=qemu)
+
+KT_TIMEOUT=${KT_TIMEOUT:-120}
+KT_OUT=${KT_OUT:-/tmp}
+KT_QEMU=${KT_QEMU:-qemu-system-x86_64}
+
+kt_ok() { echo "ok - $*"; }
+kt_fail() { echo "not ok - $*"; }
+kt_skip() { echo "ok - $1 # SKIP $2"; }
+kt_diag() { sed 's/^/# /'; }
+# kt_expect NAME ACTUAL EXPECTED: ok when equal, else a failure saying both
+kt_expect() {
+	if [ "$2" = "$3" ]; then kt_ok "$1"; else kt_fail "$1 (got '$2', want '$3')"; fi
+}
+
+# A random token for the kernel command line, so a case knows the output is from its own run.
+kt_token() {
+	echo "kt$(tr -d '-' </proc/sys/kernel/random/uuid | cut -c1-12)"
+}
+
+# kt_vm LOG VMM ARGS...: run a VMM with a timeout, stdout (the serial console) to LOG, stderr to
+# LOG.err, stdin from /dev/null. Sets KT_RC (exit status), KT_SECS, KT_TIMEDOUT (0/1).
+# VMM is "kestrel" ($KESTREL with ARGS) or "qemu" ($KT_QEMU with ARGS).
+kt_vm() {
+	_log=$1 _vmm=$2
+	shift 2
+	case "$_vmm" in
+	kestrel) set -- "$KESTREL" "$@" ;;
+	qemu) set -- "$KT_QEMU" "$@" ;;
+	*) set -- "$_vmm" "$@" ;;
+	esac
+	echo "$*" >"$_log.cmd"
+	_t0=$(cut -d' ' -f1 /proc/uptime)
+	timeout -k 5 "$KT_TIMEOUT" "$@" >"$_log" 2>"$_log.err" </dev/null
+	KT_RC=$?
+	_t1=$(cut -d' ' -f1 /proc/uptime)
+	KT_SECS=$(awk -v a="$_t0" -v b="$_t1" 'BEGIN { printf "%.1f", b - a }')
+	KT_TIMEDOUT=0
+	# coreutils timeout exits 124, busybox's with the signal status; the clock decides.
+	if [ "$KT_RC" -eq 124 ] || awk -v s="$KT_SECS" -v t="$KT_TIMEOUT" 'BEGIN { exit !(s >= t) }'; then
+		KT_TIMEDOUT=1
+	fi
+	# The guest's tty turns \n into \r\n.
+	tr -d '\r' <"$_log" >"$_log.tmp" && mv "$_log.tmp" "$_log"
+	# TCG/KVM feature warnings from QEMU are noise.
+	grep -v "doesn't support requested feature" "$_log.err" >"$_log.tmp" 2>/dev/null
+	mv "$_log.tmp" "$_log.err"
+}
+
+# kt_show LOG: the end of a run's console output and its stderr, as TAP diagnostics
+kt_show() {
+	echo "command: $(cat "$1.cmd" 2>/dev/null)" | kt_diag
+	echo "exit status $KT_RC after ${KT_SECS}s; last console lines:" | kt_diag
+	tail -n 15 "$1" | kt_diag
+	if [ -s "$1.err" ]; then
+		echo "stderr:" | kt_diag
+		tail -n 5 "$1.err" | kt_diag
+	fi
+}
+
+# kt_get LOG KEY: value of the last "KT KEY=value" line (may follow kernel noise on a line)
+kt_get() {
+	sed -n "s/.*KT $2=//p" "$1" | tail -n 1
+}
+
+# kt_ran NAME LOG [EXPECTED_RC]: the run's verdict as one TAP line; false when it failed.
+# A run that timed out or exited with another status than EXPECTED_RC (default 0) fails.
+kt_ran() {
+	_want=${3:-0}
+	if [ "$KT_TIMEDOUT" = 1 ]; then
+		if grep -q KESTREL-INIT-START "$2"; then
+			kt_fail "$1: timed out after ${KT_TIMEOUT}s (guest reached /init, did not power off)"
+		else
+			kt_fail "$1: timed out after ${KT_TIMEOUT}s (guest never reached /init)"
+		fi
+		kt_show "$2"
+		return 1
+	fi
+	if [ "$KT_RC" -ne "$_want" ]; then
+		_err=$(head -n 1 "$2.err")
+		kt_fail "$1: exit status $KT_RC, want $_want${_err:+ (stderr: $_err)}"
+		kt_show "$2"
+		return 1
+	fi
+	kt_ok "$1: exit status $_want in ${KT_SECS}s"
+	return 0
+}
+
+# kt_boot_case NAME VMM CPUS: boot the test guest's "boot" script and check what it saw.
+kt_boot_case() {
+	_name=$1 _vmm=$2 _cpus=$3
+	_log=$KT_OUT/$_name.log
+	_tok=$(kt_token)
+	_cmdline="console=ttyS0 kestrel.test=boot $_tok"
+	_mem_kb=524288
+	if [ "$_vmm" = kestrel ]; then
+		kt_vm "$_log" kestrel run --kernel "$KT_GUEST/vmlinuz" \
+			--initrd "$KT_GUEST/initramfs.cpio.gz" --cmdline "$_cmdline" --mem 512M \
+			--cpus "$_cpus" --no-reboot --console stdio
+	else
+		kt_vm "$_log" qemu $KT_QEMU_ARGS -smp "$_cpus" -m 512 -no-reboot \
+			-kernel "$KT_GUEST/vmlinuz" -initrd "$KT_GUEST/initramfs.cpio.gz" \
+			-append "$_cmdline"
+	fi
+	_host_date=$(date -u +%s)
+	_ok=1
+	kt_ran "$_name" "$_log" || _ok=0
+	if ! grep -q "KT boot-done" "$_log"; then
+		[ $_ok = 1 ] && kt_show "$_log"
+		kt_fail "$_name: guest ran the boot script (no 'KT boot-done' line)"
+		return
+	fi
+	kt_expect "$_name: nproc = --cpus" "$(kt_get "$_log" nproc)" "$_cpus"
+	_mt=$(kt_get "$_log" memtotal_kb)
+	# The kernel keeps its image, page tables and early reservations out of MemTotal: allow up
+	# to 96 MiB of the 512 MiB (Debian's 6.1 shows about 455 MiB under QEMU).
+	if [ -n "$_mt" ] && [ "$_mt" -le $_mem_kb ] && [ "$_mt" -ge $((_mem_kb - 98304)) ]; then
+		kt_ok "$_name: MemTotal ${_mt} kB fits --mem 512M"
+	else
+		kt_fail "$_name: MemTotal '${_mt}' kB not within 416..512 MiB for --mem 512M"
+	fi
+	case "$(kt_get "$_log" cmdline)" in
+	*"$_tok"*) kt_ok "$_name: /proc/cmdline has the token" ;;
+	*) kt_fail "$_name: /proc/cmdline lacks token $_tok (got '$(kt_get "$_log" cmdline)')" ;;
+	esac
+	_tables=" $(kt_get "$_log" acpi_tables) "
+	_missing=
+	for _t in APIC FACP DSDT; do
+		case "$_tables" in *" $_t "*) ;; *) _missing="$_missing $_t" ;; esac
+	done
+	if [ -z "$_missing" ]; then
+		kt_ok "$_name: ACPI tables APIC FACP DSDT present"
+	else
+		kt_fail "$_name: ACPI tables missing:$_missing (guest saw:$_tables)"
+	fi
+	if [ "$_vmm" = kestrel ]; then
+		kt_expect "$_name: DMI product_name" "$(kt_get "$_log" product_name)" Kestrel
+	fi
+	_gd=$(kt_get "$_log" date)
+	if [ -n "$_gd" ] && [ $((_gd - _host_date)) -le 120 ] && [ $((_host_date - _gd)) -le 120 ]; then
+		kt_ok "$_name: guest clock (CMOS RTC) within 120 s of the host's"
+	else
+		kt_fail "$_name: guest date '$_gd' vs host $_host_date: more than 120 s apart"
+	fi
+}
+
+# kt_reboot_case NAME VMM: the guest counts boots in CMOS NVRAM, reboots once, then powers off.
+kt_reboot_case() {
+	_name=$1 _vmm=$2
+	_log=$KT_OUT/$_name.log
+	_cmdline="console=ttyS0 kestrel.test=reboot $(kt_token)"
+	if [ "$_vmm" = kestrel ]; then
+		kt_vm "$_log" kestrel run --kernel "$KT_GUEST/vmlinuz" \
+			--initrd "$KT_GUEST/initramfs.cpio.gz" --cmdline "$_cmdline" --mem 512M \
+			--cpus 1 --console stdio
+	else
+		kt_vm "$_log" qemu $KT_QEMU_ARGS -smp 1 -m 512 \
+			-kernel "$KT_GUEST/vmlinuz" -initrd "$KT_GUEST/initramfs.cpio.gz" \
+			-append "$_cmdline"
+	fi
+	kt_ran "$_name" "$_log"
+	_r=$?
+	_b1=$(grep -c "KT BOOT 1" "$_log")
+	_b2=$(grep -c "KT BOOT 2" "$_log")
+	if [ "$_b1" -ge 1 ] && [ "$_b2" -ge 1 ]; then
+		kt_ok "$_name: BOOT 1 then BOOT 2 (CMOS NVRAM survived the reset)"
+	else
+		[ $_r = 0 ] && kt_show "$_log"
+		kt_fail "$_name: saw BOOT 1 x$_b1, BOOT 2 x$_b2 (want both)"
+	fi
+}
+
+# kt_multiboot_case NAME VMM: boot $KT_ART/multiboot-hello.elf (cases/multiboot.sh setup) with a
+# debug-exit port; the kernel writes 0x21, so the VMM exits with (0x21 << 1) | 1 = 67.
+kt_multiboot_case() {
+	_name=$1 _vmm=$2
+	_log=$KT_OUT/$_name.log
+	_elf=$KT_ART/multiboot-hello.elf
+	if [ ! -f "$_elf" ]; then
+		kt_fail "$_name: $_elf was not built (nasm/ld in the case's setup failed)"
+		return
+	fi
+	if [ "$_vmm" = kestrel ]; then
+		kt_vm "$_log" kestrel run --kernel "$_elf" --mem 64M --cpus 1 --debug-exit \
+			--console stdio
+	else
+		kt_vm "$_log" qemu $KT_QEMU_ARGS -m 64 -kernel "$_elf" \
+			-device isa-debug-exit,iobase=0xf4,iosize=0x04
+	fi
+	kt_ran "$_name" "$_log" 67
+	_r=$?
+	if grep -q "KESTREL-MULTIBOOT hello" "$_log"; then
+		kt_ok "$_name: the kernel's line on COM1 reached stdout"
+	else
+		[ $_r = 0 ] && kt_show "$_log"
+		kt_fail "$_name: no 'KESTREL-MULTIBOOT hello' line on stdout"
+	fi
+}

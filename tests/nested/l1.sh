@@ -1,0 +1,200 @@
+#!/bin/bash
+# The nested-KVM harness: run guest cases inside an L1 Linux guest that has /dev/kvm.
+#
+#   tests/nested/l1.sh [options] CASE.sh...
+#     -f SRC        extra file or directory, copied to /opt/kt/files/<basename> in L1 ($KT_FILES)
+#     -q            carry QEMU (binary, libraries, firmware) into L1 even if no case asks
+#                   (a case asks with a "# kt-needs: qemu" line)
+#     -i SCRIPT     interactive: no cases; L1 runs SCRIPT (sh) with the console as its terminal
+#     -t SECONDS    time limit for the whole L1 run (default 120 + 240 per case)
+#
+# The L1 guest is Debian's kernel (the test guest's own vmlinuz) under
+#   qemu-system-x86_64 -accel tcg -cpu EPYC,+svm -smp 2 -m 4096
+# with an initramfs holding busybox, irqbypass/kvm/ccp/kvm-amd (tests/nested/l1-init loads them,
+# and /dev/kvm appears), $KESTREL and its shared libraries, the L2 test guest ($KT_GUEST),
+# tests/guest/lib.sh, tests/lib/tap.sh, the cases and what their setup step built.
+# The initramfs is built in $KESTREL_BUILD/nested/ and reused while its inputs are unchanged.
+#
+# Output: every line the cases print (unnumbered TAP "ok - ..." / "not ok - ..." and "# ..."
+# diagnostics; tests/nested/run-cases.sh numbers them), plus a "not ok" line saying why when L1
+# did not get to the end: L1 boot failure, /dev/kvm missing in L1, a time-out, or an early exit.
+# The whole L1 console log is kept in $KESTREL_BUILD/nested/l1-console.log.
+# Exit status: 0 when L1 reached its end marker, 1 otherwise.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${KESTREL_BUILD:-$ROOT/build}
+KESTREL=${KESTREL:-$BUILD/kestrel}
+GUEST=${KT_GUEST_DIR:-$BUILD/guest}
+NDIR=$BUILD/nested
+ART=${KT_ART:-$NDIR/art}
+QEMU=${KT_HOST_QEMU:-qemu-system-x86_64}
+
+files=() with_qemu=0 interactive="" limit=""
+while getopts "f:qi:t:" opt; do
+	case $opt in
+	f) files+=("$OPTARG") ;;
+	q) with_qemu=1 ;;
+	i) interactive=$OPTARG ;;
+	t) limit=$OPTARG ;;
+	*) echo "usage: $0 [-f SRC]... [-q] [-i SCRIPT] [-t SECONDS] CASE.sh..." >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+cases=("$@")
+[ -n "$limit" ] || limit=$((120 + 240 * ${#cases[@]}))
+
+fail() { echo "not ok - nested L1: $*"; }
+mkdir -p "$NDIR" "$ART"
+
+for c in "${cases[@]}"; do
+	grep -q '^# kt-needs:.*\bqemu\b' "$c" && with_qemu=1
+done
+
+if ! command -v "$QEMU" >/dev/null; then
+	fail "$QEMU is not installed on the host"
+	exit 1
+fi
+for f in "$GUEST/vmlinuz" "$GUEST/initramfs.cpio.gz" "$GUEST/modules-kvm/kvm.ko" "$KESTREL"; do
+	if [ ! -e "$f" ]; then
+		fail "missing $f (run make, and scripts/make-guest.sh $GUEST)"
+		exit 1
+	fi
+done
+
+# --- the L1 initramfs ---------------------------------------------------------------------------
+# Input list: "SRC DEST" pairs (DEST relative to the initramfs root). Shared libraries keep
+# their paths so the dynamic loader finds them.
+inputs=$(mktemp)
+trap 'rm -f "$inputs"' EXIT
+add() { echo "$1 $2" >>"$inputs"; }
+add_bin() { # binary DEST: the binary, its libraries and the loader
+	local lib
+	add "$1" "$2"
+	for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*'); do
+		add "$lib" "${lib#/}"
+	done
+}
+add "$ROOT/tests/nested/l1-init" init
+add "$(command -v busybox)" bin/busybox
+for m in "$GUEST"/modules-kvm/*.ko; do add "$m" "lib/modules-kvm/$(basename "$m")"; done
+add_bin "$KESTREL" opt/kt/kestrel
+add "$GUEST/vmlinuz" opt/kt/guest/vmlinuz
+add "$GUEST/initramfs.cpio.gz" opt/kt/guest/initramfs.cpio.gz
+add "$ROOT/tests/guest/lib.sh" opt/kt/lib.sh
+add "$ROOT/tests/lib/tap.sh" opt/kt/tap.sh
+add "$ART" opt/kt/art
+n=0
+for c in "${cases[@]}"; do
+	n=$((n + 1))
+	add "$c" "opt/kt/cases/$(printf %02d $n)-$(basename "$c")"
+done
+for f in "${files[@]}"; do add "$f" "opt/kt/files/$(basename "$f")"; done
+[ -n "$interactive" ] && add "$interactive" opt/kt/interactive
+if [ $with_qemu = 1 ]; then
+	add_bin "$(command -v "$QEMU")" usr/bin/qemu-system-x86_64
+	add /usr/share/qemu usr/share/qemu
+	add /usr/share/seabios usr/share/seabios
+fi
+
+# Environment the cases see inside L1.
+envfile=$NDIR/l1-env
+{
+	echo "export KESTREL=/opt/kt/kestrel KT_GUEST=/opt/kt/guest KT_ART=/opt/kt/art"
+	echo "export KT_LIB=/opt/kt/lib.sh KT_TAP=/opt/kt/tap.sh KT_FILES=/opt/kt/files"
+	echo "export KT_QEMU=/usr/bin/qemu-system-x86_64 KT_IN_L1=1"
+	echo "export KT_TIMEOUT=${KT_TIMEOUT:-90}"
+	echo "export KT_QEMU_ARGS='-accel kvm -M pc -nodefaults -no-user-config -display none -serial stdio'"
+	for v in KESTREL_LONG KT_FULL_REFERENCE ${KT_PASS_ENV:-}; do
+		[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
+	done
+} >"$envfile.new"
+add "$envfile.new" opt/kt/env
+
+# Rebuild only when an input (path, size, time) or the environment changed.
+manifest=$NDIR/l1-initramfs.manifest
+cpio=$NDIR/l1-initramfs.cpio
+{
+	cat "$envfile.new"
+	while read -r src dest; do
+		find "$src" -printf "%p %s %T@ $dest\n" 2>/dev/null
+	done <"$inputs"
+} >"$manifest.new"
+if [ -f "$cpio" ] && cmp -s "$manifest.new" "$manifest"; then
+	rm -f "$manifest.new"
+else
+	stage=$NDIR/l1-root
+	rm -rf "$stage"
+	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,opt/kt/files}
+	while read -r src dest; do
+		mkdir -p "$(dirname "$stage/$dest")"
+		if [ -d "$src" ]; then
+			mkdir -p "$stage/$dest"
+			cp -a "$src/." "$stage/$dest/"
+		else
+			cp -L "$src" "$stage/$dest"
+		fi
+	done <"$inputs"
+	for a in $("$stage/bin/busybox" --list); do
+		[ -e "$stage/bin/$a" ] || ln -s busybox "$stage/bin/$a"
+	done
+	chmod 755 "$stage/init"
+	mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
+	# Uncompressed: under TCG, decompressing costs L1 more than reading the bytes.
+	(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
+		>"$cpio.tmp" && mv "$cpio.tmp" "$cpio"
+	rm -rf "$stage"
+	mv "$manifest.new" "$manifest"
+fi
+rm -f "$envfile.new"
+
+# --- boot L1 ------------------------------------------------------------------------------------
+qemu_args=(-accel tcg -cpu EPYC,+svm -smp 2 -m 4096 -no-reboot -display none -monitor none
+	-kernel "$GUEST/vmlinuz" -initrd "$cpio" -append "console=ttyS0 quiet panic=-1")
+log=$NDIR/l1-console.log
+if [ -n "$interactive" ]; then
+	# The terminal is L1's serial console; Ctrl-C goes to the guest, not to this QEMU.
+	"$QEMU" "${qemu_args[@]}" -chardev stdio,id=con,signal=off -serial chardev:con \
+		2> >(grep -v "doesn't support requested feature" >&2)
+	exit $?
+fi
+
+t0=$SECONDS
+timeout -k 10 "$limit" "$QEMU" "${qemu_args[@]}" -serial stdio </dev/null 2>"$log.err" |
+	tr -d '\r' >"$log"
+qrc=${PIPESTATUS[0]}
+secs=$((SECONDS - t0))
+grep -v "doesn't support requested feature" "$log.err" >"$log.err.tmp"
+mv "$log.err.tmp" "$log.err"
+
+# --- report -------------------------------------------------------------------------------------
+sed -n 's/^KT-OUT //p' "$log"
+# a case that exited non-zero without saying "not ok" still failed
+while read -r _ name rc; do
+	if [ "$rc" != 0 ] && ! grep -q "^KT-OUT not ok - $name" "$log"; then
+		echo "not ok - $name: case script exited with status $rc inside L1"
+	fi
+done < <(grep '^KT-CASE-RC ' "$log")
+
+diag() { sed 's/^/# /'; }
+if grep -q '^KT-L1-END status=0' "$log"; then
+	echo "# nested L1: all cases ran (L1 up for ${secs}s; console log $log)"
+	exit 0
+fi
+if ! grep -q '^KT-L1-START' "$log"; then
+	fail "L1 boot failure: the L1 kernel did not reach its init (qemu status $qrc after ${secs}s)"
+	tail -n 20 "$log" | diag
+	tail -n 5 "$log.err" | diag
+elif grep -q '^KT-L1-NOKVM' "$log"; then
+	fail "/dev/kvm missing in L1: $(sed -n 's/^KT-L1-NOKVM //p' "$log")"
+	sed -n 's/^KT-L1-LOG //p' "$log" | diag
+else
+	last=$(sed -n 's/^KT-L1-CASE //p' "$log" | tail -n 1)
+	if [ "$secs" -ge "$limit" ]; then
+		fail "timed out after ${limit}s, while running case '$last'"
+	else
+		fail "L1 stopped after ${secs}s (qemu status $qrc) before its end marker, in case '$last'"
+		tail -n 5 "$log.err" | diag
+	fi
+	grep -v '^KT-' "$log" | tail -n 15 | diag
+fi
+exit 1
