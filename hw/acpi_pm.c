@@ -300,9 +300,12 @@ int acpi_pm_load(struct acpi_pm *pm, struct state_buf *s)
 	int ret = state_status(s);
 	if (ret)
 		return ret;
-	if (version != STATE_VERSION || (sts & ~STS_BITS) || (en & ~EN_BITS) ||
-	    (cnt & ~CNT_STORED) || (rst & RST_CPU)) {
-		log_error("ACPI PM state: version %u or register values not valid", version);
+	if (version != STATE_VERSION) {
+		log_error("ACPI PM state version %u, expected %u", version, STATE_VERSION);
+		return -EINVAL;
+	}
+	if ((sts & ~STS_BITS) || (en & ~EN_BITS) || (cnt & ~CNT_STORED) || (rst & RST_CPU)) {
+		log_error("ACPI PM state has reserved register bits set");
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&pm->lock);
