@@ -1,0 +1,327 @@
+/* Raw image driver: the disk is the file, byte for byte. Also the "file" layer under
+ * qcow2. Uses pread/pwrite on one fd (no lock, so I/O threads run in parallel); with
+ * cache=none the fd is O_DIRECT and unaligned requests go through aligned bounce buffers
+ * (read-modify-write for writes). Holes are found with SEEK_DATA/SEEK_HOLE (lseek(2)) and
+ * made with fallocate(2) PUNCH_HOLE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_SUBSYS "raw"
+#include "util/log.h"
+#include "block/driver.h"
+
+#define RAW_DIRECT_ALIGN 4096u
+
+struct raw {
+	int fd;
+	bool direct;
+	bool is_blockdev;
+	pthread_mutex_t rmw_lock; /* unaligned O_DIRECT writes only */
+};
+
+static bool is_aligned(uint64_t off, const void *buf, size_t len)
+{
+	return ((off | (uintptr_t)buf | len) & (RAW_DIRECT_ALIGN - 1)) == 0;
+}
+
+/* Full read; bytes past the end of the file read as zeros. */
+static int full_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0) {
+			memset(p, 0, len);
+			return 0;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int raw_pread(struct blk *b, uint64_t off, void *buf, size_t len)
+{
+	struct raw *r = b->opaque;
+	if (!r->direct || is_aligned(off, buf, len))
+		return full_pread(r->fd, buf, len, off);
+	uint64_t start = off & ~(uint64_t)(RAW_DIRECT_ALIGN - 1);
+	uint64_t end = (off + len + RAW_DIRECT_ALIGN - 1) & ~(uint64_t)(RAW_DIRECT_ALIGN - 1);
+	void *bounce;
+	if (posix_memalign(&bounce, RAW_DIRECT_ALIGN, end - start))
+		return -ENOMEM;
+	int ret = full_pread(r->fd, bounce, end - start, start);
+	if (ret == 0)
+		memcpy(buf, (uint8_t *)bounce + (off - start), len);
+	free(bounce);
+	return ret;
+}
+
+static int raw_pwrite(struct blk *b, uint64_t off, const void *buf, size_t len)
+{
+	struct raw *r = b->opaque;
+	int ret;
+	if (!r->direct || is_aligned(off, buf, len))
+		return full_pwrite(r->fd, buf, len, off);
+	uint64_t start = off & ~(uint64_t)(RAW_DIRECT_ALIGN - 1);
+	uint64_t end = (off + len + RAW_DIRECT_ALIGN - 1) & ~(uint64_t)(RAW_DIRECT_ALIGN - 1);
+	void *bounce;
+	if (posix_memalign(&bounce, RAW_DIRECT_ALIGN, end - start))
+		return -ENOMEM;
+	pthread_mutex_lock(&r->rmw_lock);
+	if (start != off || (off + len) != end)
+		ret = full_pread(r->fd, bounce, end - start, start);
+	else
+		ret = 0;
+	if (ret == 0) {
+		memcpy((uint8_t *)bounce + (off - start), buf, len);
+		ret = full_pwrite(r->fd, bounce, end - start, start);
+	}
+	pthread_mutex_unlock(&r->rmw_lock);
+	free(bounce);
+	return ret;
+}
+
+static int raw_flush(struct blk *b)
+{
+	struct raw *r = b->opaque;
+	if (b->cache == BLK_CACHE_UNSAFE)
+		return 0;
+	if (fdatasync(r->fd) < 0)
+		return -errno;
+	return 0;
+}
+
+static int write_zero_buf(struct blk *b, uint64_t off, uint64_t len)
+{
+	size_t chunk = 1 << 20;
+	void *z;
+	if (posix_memalign(&z, RAW_DIRECT_ALIGN, chunk))
+		return -ENOMEM;
+	memset(z, 0, chunk);
+	int ret = 0;
+	while (len && ret == 0) {
+		size_t n = len < chunk ? (size_t)len : chunk;
+		ret = raw_pwrite(b, off, z, n);
+		off += n;
+		len -= n;
+	}
+	free(z);
+	return ret;
+}
+
+static int raw_write_zeroes(struct blk *b, uint64_t off, uint64_t len, unsigned flags)
+{
+	struct raw *r = b->opaque;
+	if (!r->is_blockdev) {
+		int mode = (flags & BLK_ZERO_MAY_UNMAP) ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+							: FALLOC_FL_ZERO_RANGE;
+		if (fallocate(r->fd, mode, (off_t)off, (off_t)len) == 0)
+			return 0;
+		if (mode == FALLOC_FL_ZERO_RANGE &&
+		    fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+			      (off_t)len) == 0)
+			return 0;
+	}
+	return write_zero_buf(b, off, len);
+}
+
+static int raw_discard(struct blk *b, uint64_t off, uint64_t len)
+{
+	return raw_write_zeroes(b, off, len, BLK_ZERO_MAY_UNMAP);
+}
+
+static uint64_t fd_length(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return 0;
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t sz = 0;
+		if (ioctl(fd, BLKGETSIZE64, &sz) < 0)
+			return 0;
+		return sz;
+	}
+	return (uint64_t)st.st_size;
+}
+
+uint64_t blk_raw_file_length(struct blk *b)
+{
+	struct raw *r = b->opaque;
+	return fd_length(r->fd);
+}
+
+uint64_t blk_raw_allocated(struct blk *b)
+{
+	struct raw *r = b->opaque;
+	struct stat st;
+	if (fstat(r->fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
+}
+
+int blk_raw_truncate(struct blk *b, uint64_t len)
+{
+	struct raw *r = b->opaque;
+	if (r->is_blockdev)
+		return len <= fd_length(r->fd) ? 0 : -ENOSPC;
+	if (ftruncate(r->fd, (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+static int raw_resize(struct blk *b, uint64_t new_size)
+{
+	int ret = blk_raw_truncate(b, new_size);
+	if (ret < 0) {
+		blk_set_error("%s: cannot resize: %s", b->path, strerror(-ret));
+		return ret;
+	}
+	b->size = new_size;
+	return 0;
+}
+
+static int raw_block_status(struct blk *b, uint64_t off, uint64_t len, struct blk_status *st)
+{
+	struct raw *r = b->opaque;
+	st->len = len;
+	st->flags = BLK_STATUS_ALLOCATED | BLK_STATUS_DATA | BLK_STATUS_OFFSET;
+	st->host_offset = off;
+	if (r->is_blockdev)
+		return 0;
+	off_t data = lseek(r->fd, (off_t)off, SEEK_DATA);
+	if (data < 0) {
+		if (errno == ENXIO) { /* a hole up to the end of the file */
+			st->flags = BLK_STATUS_ALLOCATED | BLK_STATUS_ZERO;
+			return 0;
+		}
+		return 0; /* SEEK_DATA unsupported: everything is data */
+	}
+	if ((uint64_t)data > off) {
+		uint64_t n = (uint64_t)data - off;
+		st->len = n < len ? n : len;
+		st->flags = BLK_STATUS_ALLOCATED | BLK_STATUS_ZERO;
+		return 0;
+	}
+	off_t hole = lseek(r->fd, (off_t)off, SEEK_HOLE);
+	if (hole > (off_t)off) {
+		uint64_t n = (uint64_t)hole - off;
+		st->len = n < len ? n : len;
+	}
+	return 0;
+}
+
+static int raw_get_info(struct blk *b, struct blk_info *info)
+{
+	info->disk_size = blk_raw_allocated(b);
+	info->file_length = blk_raw_file_length(b);
+	return 0;
+}
+
+static int raw_open(struct blk *b, const struct blk_open_opts *o, int depth)
+{
+	int flags = (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	if (o->cache == BLK_CACHE_NONE)
+		flags |= O_DIRECT;
+	int fd = open(b->path, flags);
+	if (fd < 0) {
+		int e = errno;
+		blk_set_error("%s: cannot open: %s", b->path, strerror(e));
+		return -e;
+	}
+	struct raw *r = calloc(1, sizeof(*r));
+	if (!r) {
+		close(fd);
+		return -ENOMEM;
+	}
+	struct stat st;
+	if (fstat(fd, &st) == 0)
+		r->is_blockdev = S_ISBLK(st.st_mode);
+	r->fd = fd;
+	r->direct = o->cache == BLK_CACHE_NONE;
+	pthread_mutex_init(&r->rmw_lock, NULL);
+	b->opaque = r;
+	b->size = fd_length(fd);
+	return 0;
+}
+
+static void raw_close(struct blk *b)
+{
+	struct raw *r = b->opaque;
+	if (!r)
+		return;
+	close(r->fd);
+	pthread_mutex_destroy(&r->rmw_lock);
+	free(r);
+	b->opaque = NULL;
+}
+
+static int raw_create(const char *path, const struct blk_create_opts *o)
+{
+	if (o->backing_file) {
+		blk_set_error("%s: raw images cannot have a backing file", path);
+		return -EINVAL;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = errno;
+		blk_set_error("%s: cannot create: %s", path, strerror(e));
+		return -e;
+	}
+	int ret = 0;
+	if (ftruncate(fd, (off_t)o->size) < 0) {
+		ret = -errno;
+		blk_set_error("%s: cannot set size: %s", path, strerror(-ret));
+	}
+	close(fd);
+	return ret;
+}
+
+const struct blk_driver blk_raw_driver = {
+    .name = "raw",
+    .format = BLK_FMT_RAW,
+    .open = raw_open,
+    .close = raw_close,
+    .pread = raw_pread,
+    .pwrite = raw_pwrite,
+    .flush = raw_flush,
+    .discard = raw_discard,
+    .write_zeroes = raw_write_zeroes,
+    .resize = raw_resize,
+    .block_status = raw_block_status,
+    .get_info = raw_get_info,
+    .create = raw_create,
+};

@@ -1,0 +1,64 @@
+/* Block layer internals: the driver vtable that block/block.c dispatches to, and the
+ * generic handle. Only block/ includes this. */
+#ifndef KESTREL_BLOCK_DRIVER_H
+#define KESTREL_BLOCK_DRIVER_H
+
+#include <sys/types.h>
+
+#include "block/block.h"
+
+struct blk_driver {
+	const char *name;
+	enum blk_format format;
+	/* Returns true if the first bytes of a file look like this format. */
+	bool (*probe)(const uint8_t *buf, size_t len);
+	int (*open)(struct blk *b, const struct blk_open_opts *o, int depth);
+	void (*close)(struct blk *b);
+	int (*pread)(struct blk *b, uint64_t off, void *buf, size_t len);
+	int (*pwrite)(struct blk *b, uint64_t off, const void *buf, size_t len);
+	int (*pwrite_compressed)(struct blk *b, uint64_t off, const void *buf, size_t len);
+	int (*flush)(struct blk *b);
+	int (*discard)(struct blk *b, uint64_t off, uint64_t len);
+	int (*write_zeroes)(struct blk *b, uint64_t off, uint64_t len, unsigned flags);
+	int (*resize)(struct blk *b, uint64_t new_size);
+	int (*block_status)(struct blk *b, uint64_t off, uint64_t len, struct blk_status *st);
+	int (*get_info)(struct blk *b, struct blk_info *info);
+	int (*create)(const char *path, const struct blk_create_opts *o);
+	int (*check)(struct blk *b, unsigned fix, struct blk_check_result *r);
+	int (*snapshot_list)(struct blk *b, struct blk_snapshot_info **list);
+	int (*snapshot_create)(struct blk *b, const char *name);
+	int (*snapshot_apply)(struct blk *b, const char *name);
+	int (*snapshot_delete)(struct blk *b, const char *name);
+	int (*set_backing)(struct blk *b, const char *backing, const char *fmt);
+};
+
+struct blk {
+	const struct blk_driver *drv;
+	void *opaque;
+	char *path;
+	bool readonly;
+	enum blk_cache cache;
+	uint64_t size;	     /* virtual size */
+	struct blk *backing; /* owned; NULL if none */
+	int depth;	     /* 0 for the image the user opened */
+	dev_t dev;
+	ino_t ino;
+	struct blk *child_of; /* the image that opened this one as backing (loop check) */
+};
+
+extern const struct blk_driver blk_raw_driver;
+extern const struct blk_driver blk_qcow2_driver;
+
+/* Opens PATH as a backing file (read-only) below PARENT; checks depth and loops. */
+int blk_open_backing(struct blk *parent, const char *path, enum blk_format fmt,
+		     const struct blk_open_opts *o, struct blk **out);
+/* Opens the raw file under a format driver (qcow2's "file" child). */
+int blk_open_file(const char *path, bool readonly, enum blk_cache cache, struct blk **out);
+/* Raw file helpers used by format drivers. */
+uint64_t blk_raw_file_length(struct blk *b);
+uint64_t blk_raw_allocated(struct blk *b);
+int blk_raw_truncate(struct blk *b, uint64_t len);
+
+#define BLK_MAX_CHAIN_DEPTH 32
+
+#endif
