@@ -82,8 +82,10 @@ struct emu_cpu *emu_cpu_create(void);
 void emu_cpu_destroy(struct emu_cpu *cpu);
 
 /* Reset to a 64-bit flat user-mode-like state: long mode, CS L=1, DS/ES/SS/FS/GS base 0,
- * CR0.PE/PG/MP/NE, CR4.OSFXSR/OSXMMEXCPT, EFER.LME/LMA/SCE, MXCSR 0x1f80, FCW 0x37f. */
+ * CR0.PE/PG/MP/NE, CR4.OSFXSR/OSXMMEXCPT, EFER.LME/LMA/SCE, MXCSR 0x1f80, FCW 0x37f.
+ * CPL is 3 (CS 0x33, SS 0x2b, IOPL 0): privileged instructions raise #GP as in a process. */
 void emu_reset_long_mode(struct emu_cpu *cpu);
+/* Also drops every decoded block: the caller may have rewritten guest memory. */
 void emu_set_state(struct emu_cpu *cpu, const struct emu_state *st);
 void emu_get_state(const struct emu_cpu *cpu, struct emu_state *st);
 

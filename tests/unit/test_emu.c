@@ -1,0 +1,412 @@
+/* Unit tests for accel/emu, the x86-64 interpreter: hand-written edge cases of the integer
+ * instructions, faults (precise: state as before the instruction), decoder rules (#UD for
+ * LOCK and VEX, #GP beyond 15 bytes), self-modifying code, stop conditions and CPUID.
+ * Machine code is given as bytes with the assembly in a comment (nasm syntax).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "accel/emu/emu.h"
+
+#define MEM_BASE 0x100000ull
+#define MEM_SIZE 0x100000ull
+#define CODE	 MEM_BASE
+#define DATA	 (MEM_BASE + 0x80000)
+#define STACK	 (MEM_BASE + 0xf0000)
+
+#define FL_CF 0x1
+#define FL_PF 0x4
+#define FL_AF 0x10
+#define FL_ZF 0x40
+#define FL_SF 0x80
+#define FL_DF 0x400
+#define FL_OF 0x800
+
+struct fix {
+	struct emu_cpu *cpu;
+	uint8_t *mem;
+	struct emu_state st;
+	struct emu_event ev;
+	uint64_t retired;
+};
+
+static struct fix *fx_new(void)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+	f->cpu = emu_cpu_create();
+	f->mem = calloc(1, MEM_SIZE);
+	assert_non_null(f->cpu);
+	assert_int_equal(emu_map_flat(f->cpu, MEM_BASE, f->mem, MEM_SIZE, true), 0);
+	emu_get_state(f->cpu, &f->st);
+	f->st.gpr[4] = STACK;
+	return f;
+}
+
+static void fx_free(struct fix *f)
+{
+	emu_cpu_destroy(f->cpu);
+	free(f->mem);
+	free(f);
+}
+
+static uint8_t *at(struct fix *f, uint64_t addr)
+{
+	return f->mem + (addr - MEM_BASE);
+}
+
+/* Load code at CODE, run until its end; state in f->st afterwards. */
+static enum emu_stop run(struct fix *f, const uint8_t *code, size_t n)
+{
+	enum emu_stop s;
+	memcpy(at(f, CODE), code, n);
+	f->st.rip = CODE;
+	emu_set_state(f->cpu, &f->st);
+	s = emu_run(f->cpu, 1000000, CODE + n, &f->ev, &f->retired);
+	emu_get_state(f->cpu, &f->st);
+	return s;
+}
+
+static void alu_flags(void **state)
+{
+	struct fix *f = fx_new();
+	/* mov eax, 0x7fffffff; add eax, 1 */
+	static const uint8_t c1[] = {0xb8, 0xff, 0xff, 0xff, 0x7f, 0x83, 0xc0, 0x01};
+	assert_int_equal(run(f, c1, sizeof(c1)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0], 0x80000000u);
+	assert_int_equal(f->st.rflags & (FL_OF | FL_SF | FL_ZF | FL_CF | FL_AF | FL_PF),
+			 FL_OF | FL_SF | FL_AF | FL_PF);
+	assert_int_equal(f->retired, 2);
+	/* xor eax, eax; sub eax, 1 (borrow) ; sbb ebx, ebx */
+	static const uint8_t c2[] = {0x31, 0xc0, 0x83, 0xe8, 0x01, 0x19, 0xdb};
+	f->st.gpr[3] = 5;
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0], 0xffffffffu);
+	assert_int_equal(f->st.gpr[3], 0xffffffffu);
+	assert_true(f->st.rflags & FL_CF);
+	/* loop: xor eax,eax; mov ecx,10; l: add eax,ecx; dec ecx; jnz l */
+	static const uint8_t c3[] = {0x31, 0xc0, 0xb9, 0x0a, 0x00, 0x00, 0x00,
+				     0x01, 0xc8, 0xff, 0xc9, 0x75, 0xfa};
+	assert_int_equal(run(f, c3, sizeof(c3)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0], 55);
+	assert_int_equal(f->retired, 2 + 30);
+	fx_free(f);
+}
+
+static void div_faults(void **state)
+{
+	struct fix *f = fx_new();
+	/* mov rax, INT64_MIN; cqo; mov rcx, -1; idiv rcx */
+	static const uint8_t c[] = {0x48, 0xb8, 0,    0,    0,	  0,	0,    0,
+				    0,	  0x80, 0x48, 0x99, 0x48, 0xc7, 0xc1, 0xff,
+				    0xff, 0xff, 0xff, 0x48, 0xf7, 0xf9};
+	f->st.rflags = 0x202 | FL_CF;
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 0);
+	assert_int_equal(f->st.rip, CODE + 19); /* at the IDIV, nothing of it done */
+	assert_int_equal(f->st.gpr[0], 0x8000000000000000ull);
+	assert_int_equal(f->st.gpr[2], ~0ull);
+	assert_int_equal(f->retired, 3);
+	/* div by zero: xor ecx, ecx; div ecx */
+	static const uint8_t c2[] = {0x31, 0xc9, 0xf7, 0xf1};
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 0);
+	/* 8-bit: mov ax, 0x8000; mov cl, 0xff; idiv cl -> quotient 128 overflows */
+	static const uint8_t c3[] = {0x66, 0xb8, 0x00, 0x80, 0xb1, 0xff, 0xf6, 0xf9};
+	assert_int_equal(run(f, c3, sizeof(c3)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 0);
+	/* mov eax, -7; cdq; mov ecx, 2; idiv ecx -> -3 rem -1 */
+	static const uint8_t c4[] = {0xb8, 0xf9, 0xff, 0xff, 0xff, 0x99, 0xb9,
+				     0x02, 0x00, 0x00, 0x00, 0xf7, 0xf9};
+	assert_int_equal(run(f, c4, sizeof(c4)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0], 0xfffffffdu);
+	assert_int_equal(f->st.gpr[2], 0xffffffffu);
+	fx_free(f);
+}
+
+static void shifts(void **state)
+{
+	struct fix *f = fx_new();
+	/* mov eax,1; shl eax,33 (count masked to 1); mov ebx,1; shl rbx,63;
+	 * mov cl,9; mov dl,0x81; shl dl,cl (count 9 >= width 8) */
+	static const uint8_t c[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc1, 0xe0, 0x21,
+				    0xbb, 0x01, 0x00, 0x00, 0x00, 0x48, 0xc1, 0xe3,
+				    0x3f, 0xb1, 0x09, 0xb2, 0x81, 0xd2, 0xe2};
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0], 2);
+	assert_int_equal(f->st.gpr[3], 0x8000000000000000ull);
+	assert_int_equal(f->st.gpr[2] & 0xff, 0);
+	assert_true(f->st.rflags & FL_ZF);
+	/* count 0 leaves flags alone: stc; xor ecx,ecx; shl eax,cl */
+	static const uint8_t c2[] = {0xf9, 0x31, 0xc9, 0xd3, 0xe0};
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_RIP);
+	assert_true(f->st.rflags & FL_ZF); /* from the xor */
+	/* sar: mov eax,0x80000000; sar eax,31 -> -1, CF = 0 */
+	static const uint8_t c3[] = {0xb8, 0x00, 0x00, 0x00, 0x80, 0xc1, 0xf8, 0x1f};
+	assert_int_equal(run(f, c3, sizeof(c3)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0], 0xffffffffu);
+	assert_false(f->st.rflags & FL_CF);
+	fx_free(f);
+}
+
+static void rotate_through_carry(void **state)
+{
+	struct fix *f = fx_new();
+	/* stc; mov al,0x80; rcl al,1 -> al=1, CF=1, OF = MSB^CF = 1 */
+	static const uint8_t c[] = {0xf9, 0xb0, 0x80, 0xd0, 0xd0};
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0] & 0xff, 1);
+	assert_true(f->st.rflags & FL_CF);
+	assert_true(f->st.rflags & FL_OF);
+	/* clc; mov bl,1; mov cl,9; rcr bl,cl: 9-bit rotate by 9 is the identity */
+	static const uint8_t c2[] = {0xf8, 0xb3, 0x01, 0xb1, 0x09, 0xd2, 0xdb};
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[3] & 0xff, 1);
+	assert_false(f->st.rflags & FL_CF);
+	/* clc; mov bl,1; rcr bl,1 -> 0, CF=1 */
+	static const uint8_t c3[] = {0xf8, 0xb3, 0x01, 0xd0, 0xdb};
+	assert_int_equal(run(f, c3, sizeof(c3)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[3] & 0xff, 0);
+	assert_true(f->st.rflags & FL_CF);
+	/* stc; mov rax, 1; rcr rax, 1 -> 0x8000000000000000, CF=1 */
+	static const uint8_t c4[] = {0xf9, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x48, 0xd1, 0xd8};
+	assert_int_equal(run(f, c4, sizeof(c4)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0], 0x8000000000000000ull);
+	assert_true(f->st.rflags & FL_CF);
+	fx_free(f);
+}
+
+static void bit_scan(void **state)
+{
+	struct fix *f = fx_new();
+	/* mov ebx,0x1234; xor ecx,ecx; bsf rbx,rcx (zero: ZF, rbx kept); mov edx,0x80;
+	 * bsr rax,rdx */
+	static const uint8_t c[] = {0xbb, 0x34, 0x12, 0x00, 0x00, 0x31, 0xc9, 0x48, 0x0f, 0xbc,
+				    0xd9, 0xba, 0x80, 0x00, 0x00, 0x00, 0x48, 0x0f, 0xbd, 0xc2};
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[3], 0x1234);
+	assert_int_equal(f->st.gpr[0], 7);
+	assert_false(f->st.rflags & FL_ZF);
+	/* xor ecx,ecx; bsf rbx,rcx alone: ZF set */
+	static const uint8_t c2[] = {0x31, 0xc9, 0xff, 0xc1, 0xff, 0xc9, 0x48, 0x0f, 0xbc, 0xd9};
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_RIP);
+	assert_true(f->st.rflags & FL_ZF);
+	/* popcnt, lzcnt, tzcnt of 0 */
+	/* xor ecx,ecx; popcnt eax,ecx; lzcnt edx,ecx; tzcnt ebx,ecx */
+	static const uint8_t c3[] = {0x31, 0xc9, 0xf3, 0x0f, 0xb8, 0xc1, 0xf3,
+				     0x0f, 0xbd, 0xd1, 0xf3, 0x0f, 0xbc, 0xd9};
+	assert_int_equal(run(f, c3, sizeof(c3)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0], 0);
+	assert_int_equal(f->st.gpr[2], 32);
+	assert_int_equal(f->st.gpr[3], 32);
+	assert_true(f->st.rflags & FL_CF);
+	fx_free(f);
+}
+
+static void strings(void **state)
+{
+	struct fix *f = fx_new();
+	unsigned i;
+	/* std; mov esi,DATA+7; mov edi,DATA+0x100f; mov ecx,8; rep movsb; cld;
+	 * mov edi,DATA+0x2000; mov rax,0x1122334455667788; mov ecx,3; rep stosq */
+	static const uint8_t c[] = {
+	    0xfd, 0xbe, 0x07, 0x00, 0x18, 0x00, 0xbf, 0x0f, 0x10, 0x18, 0x00, 0xb9, 0x08, 0x00,
+	    0x00, 0x00, 0xf3, 0xa4, 0xfc, 0xbf, 0x00, 0x20, 0x18, 0x00, 0x48, 0xb8, 0x88, 0x77,
+	    0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0xb9, 0x03, 0x00, 0x00, 0x00, 0xf3, 0x48, 0xab};
+	for (i = 0; i < 8; i++)
+		at(f, DATA)[i] = (uint8_t)(i + 1);
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(at(f, DATA + 0x1008)[i], i + 1);
+	assert_int_equal(f->st.gpr[6], DATA - 1);
+	assert_int_equal(f->st.gpr[7], DATA + 0x2018);
+	assert_int_equal(f->st.gpr[1], 0);
+	for (i = 0; i < 3; i++)
+		assert_memory_equal(at(f, DATA + 0x2000 + 8 * i),
+				    "\x88\x77\x66\x55\x44\x33\x22\x11", 8);
+	assert_int_equal(f->retired, 10);
+	/* repne scasb: strlen. mov edi,DATA+0x3000; xor eax,eax; mov rcx,-1; repne scasb */
+	static const uint8_t c2[] = {0xbf, 0x00, 0x30, 0x18, 0x00, 0x31, 0xc0, 0x48,
+				     0xc7, 0xc1, 0xff, 0xff, 0xff, 0xff, 0xf2, 0xae};
+	memcpy(at(f, DATA + 0x3000), "hello", 6);
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[1], (uint64_t)-7);
+	assert_int_equal(f->st.gpr[7], DATA + 0x3006);
+	/* a fault in the middle of rep movsb: registers show the progress made */
+	/* mov esi, DATA; mov rdi, MEM_BASE+MEM_SIZE-2; mov ecx, 5; rep movsb */
+	static const uint8_t c3[] = {0xbe, 0x00, 0x00, 0x18, 0x00, 0xbf, 0xfe, 0xff, 0x1f,
+				     0x00, 0xb9, 0x05, 0x00, 0x00, 0x00, 0xf3, 0xa4};
+	assert_int_equal(run(f, c3, sizeof(c3)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 14);
+	assert_int_equal(f->ev.fault_addr, MEM_BASE + MEM_SIZE);
+	assert_int_equal(f->st.gpr[1], 3);
+	assert_int_equal(f->st.rip, CODE + 15);
+	fx_free(f);
+}
+
+static void cmpxchg16b_align(void **state)
+{
+	struct fix *f = fx_new();
+	/* mov edi, DATA+8; lock cmpxchg16b [rdi] */
+	static const uint8_t c[] = {0xbf, 0x08, 0x00, 0x18, 0x00, 0xf0, 0x48, 0x0f, 0xc7, 0x0f};
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 13);
+	assert_int_equal(f->st.rip, CODE + 5);
+	/* aligned: equal compare stores rcx:rbx */
+	static const uint8_t c2[] = {0xbf, 0x10, 0x00, 0x18, 0x00, 0xf0, 0x48, 0x0f, 0xc7, 0x0f};
+	f->st.gpr[0] = 1;
+	f->st.gpr[2] = 2;
+	f->st.gpr[3] = 3;
+	f->st.gpr[1] = 4;
+	memcpy(at(f, DATA + 0x10), "\x01\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0", 16);
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_RIP);
+	assert_true(f->st.rflags & FL_ZF);
+	assert_int_equal(at(f, DATA + 0x10)[0], 3);
+	assert_int_equal(at(f, DATA + 0x18)[0], 4);
+	fx_free(f);
+}
+
+static void decoder_rules(void **state)
+{
+	struct fix *f = fx_new();
+	/* lock add eax, ebx: LOCK on a register form */
+	static const uint8_t c1[] = {0xf0, 0x01, 0xd8};
+	assert_int_equal(run(f, c1, sizeof(c1)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 6);
+	/* vaddps ymm0, ymm1, ymm2: VEX without AVX */
+	static const uint8_t c2[] = {0xc5, 0xf4, 0x58, 0xc2};
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 6);
+	/* 14 x 66 + 90 = 15 bytes: fine; 15 x 66 + 90 = 16 bytes: #GP */
+	uint8_t c3[16];
+	memset(c3, 0x66, sizeof(c3));
+	c3[14] = 0x90;
+	assert_int_equal(run(f, c3, 15), EMU_STOP_RIP);
+	c3[14] = 0x66;
+	c3[15] = 0x90;
+	assert_int_equal(run(f, c3, 16), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 13);
+	/* ud2 */
+	static const uint8_t c4[] = {0x0f, 0x0b};
+	assert_int_equal(run(f, c4, sizeof(c4)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 6);
+	/* hlt at CPL 3: #GP */
+	static const uint8_t c5[] = {0xf4};
+	assert_int_equal(run(f, c5, sizeof(c5)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 13);
+	/* nopw 0x0(%rax,%rax,1) with prefixes: the long NOPs */
+	static const uint8_t c6[] = {0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00,
+				     0x00, 0x00, 0x0f, 0x1f, 0x40, 0x00, 0xf3, 0x90};
+	assert_int_equal(run(f, c6, sizeof(c6)), EMU_STOP_RIP);
+	assert_int_equal(f->retired, 3);
+	fx_free(f);
+}
+
+static void precise_faults(void **state)
+{
+	struct fix *f = fx_new();
+	/* mov esp, 0x10; push rax: #PF, RSP unchanged */
+	static const uint8_t c[] = {0xbc, 0x10, 0x00, 0x00, 0x00, 0x50};
+	f->st.rflags = 0x202;
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 14);
+	assert_int_equal(f->ev.fault_addr, 8);
+	assert_int_equal(f->ev.error_code, 6); /* write, user */
+	assert_int_equal(f->st.gpr[4], 0x10);
+	assert_int_equal(f->st.rip, CODE + 5);
+	/* add [rbx], eax with rbx non-canonical: #GP(0), flags untouched */
+	static const uint8_t c2[] = {0x01, 0x03};
+	f->st.gpr[3] = 0x0000800000000000ull;
+	f->st.rflags = 0x202 | FL_CF | FL_ZF;
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 13);
+	assert_int_equal(f->st.rflags & (FL_CF | FL_ZF), FL_CF | FL_ZF);
+	/* jump to an unmapped address: fetch fault there */
+	static const uint8_t c3[] = {0xff, 0xe3}; /* jmp rbx */
+	f->st.gpr[3] = 0x5000;
+	assert_int_equal(run(f, c3, sizeof(c3)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 14);
+	assert_int_equal(f->ev.fault_addr, 0x5000);
+	assert_int_equal(f->st.rip, 0x5000);
+	fx_free(f);
+}
+
+static void self_modifying(void **state)
+{
+	struct fix *f = fx_new();
+	/* lea rdi,[rel target]; mov byte [rdi],0x90; target: int3; mov eax,7 */
+	static const uint8_t c[] = {0x48, 0x8d, 0x3d, 0x03, 0x00, 0x00, 0x00, 0xc6,
+				    0x07, 0x90, 0xcc, 0xb8, 0x07, 0x00, 0x00, 0x00};
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[0], 7);
+	assert_int_equal(f->retired, 4);
+	fx_free(f);
+}
+
+static void stop_conditions(void **state)
+{
+	struct fix *f = fx_new();
+	/* 5 x inc eax */
+	static const uint8_t c[] = {0xff, 0xc0, 0xff, 0xc0, 0xff, 0xc0, 0xff, 0xc0, 0xff, 0xc0};
+	memcpy(at(f, CODE), c, sizeof(c));
+	f->st.rip = CODE;
+	emu_set_state(f->cpu, &f->st);
+	assert_int_equal(emu_run(f->cpu, 3, UINT64_MAX, &f->ev, &f->retired), EMU_STOP_INSN_LIMIT);
+	assert_int_equal(f->retired, 3);
+	emu_get_state(f->cpu, &f->st);
+	assert_int_equal(f->st.rip, CODE + 6);
+	assert_int_equal(f->st.gpr[0], 3);
+	assert_int_equal(emu_run(f->cpu, 100, CODE + 8, &f->ev, &f->retired), EMU_STOP_RIP);
+	assert_int_equal(f->retired, 1);
+	emu_get_state(f->cpu, &f->st);
+	assert_int_equal(f->st.gpr[0], 4);
+	/* HLT at CPL 0 */
+	static const uint8_t h[] = {0xf4};
+	f->st.seg[EMU_CS].selector = 0x08;
+	assert_int_equal(run(f, h, sizeof(h)), EMU_STOP_HLT);
+	assert_int_equal(f->st.rip, CODE + 1);
+	/* in al, 0x60 at CPL 0: stops for I/O before the instruction */
+	static const uint8_t io[] = {0x90, 0xe4, 0x60};
+	assert_int_equal(run(f, io, sizeof(io)), EMU_STOP_IO);
+	assert_int_equal(f->st.rip, CODE + 1);
+	assert_int_equal(f->retired, 1);
+	fx_free(f);
+}
+
+static void cpuid_policy(void **state)
+{
+	struct fix *f = fx_new();
+	uint32_t r[4];
+	emu_cpuid(f->cpu, 1, 0, r);
+	assert_true(r[2] & (1u << 20));	 /* SSE4.2 */
+	assert_true(r[2] & (1u << 23));	 /* POPCNT */
+	assert_true(r[2] & (1u << 13));	 /* CX16 */
+	assert_true(r[2] & (1u << 31));	 /* hypervisor */
+	assert_false(r[2] & (1u << 28)); /* AVX */
+	assert_false(r[2] & (1u << 26)); /* XSAVE */
+	assert_true(r[3] & (1u << 26));	 /* SSE2 */
+	emu_cpuid(f->cpu, 7, 0, r);
+	assert_int_equal(r[1], 0); /* no AVX2, BMI */
+	/* cpuid instruction: mov eax, 0x80000001; cpuid */
+	static const uint8_t c[] = {0xb8, 0x01, 0x00, 0x00, 0x80, 0x0f, 0xa2};
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	assert_true(f->st.gpr[EMU_RDX] & (1u << 29)); /* LM */
+	fx_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(alu_flags),	cmocka_unit_test(div_faults),
+	    cmocka_unit_test(shifts),		cmocka_unit_test(rotate_through_carry),
+	    cmocka_unit_test(bit_scan),		cmocka_unit_test(strings),
+	    cmocka_unit_test(cmpxchg16b_align), cmocka_unit_test(decoder_rules),
+	    cmocka_unit_test(precise_faults),	cmocka_unit_test(self_modifying),
+	    cmocka_unit_test(stop_conditions),	cmocka_unit_test(cpuid_policy),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
