@@ -19,7 +19,7 @@ uint64_t emu_flags_get(const struct emu_cpu *cpu)
 	sign = 1ull << (cpu->lf_size * 8 - 1);
 	res = cpu->lf_res & mask;
 	a = cpu->lf_a & mask;
-	b = cpu->lf_b & mask;
+	b = cpu->lf_op >= LF_SHL ? cpu->lf_b : cpu->lf_b & mask;
 	af = (a ^ b ^ res) & FL_AF;
 	switch (cpu->lf_op) {
 	case LF_ADD:
@@ -45,6 +45,21 @@ uint64_t emu_flags_get(const struct emu_cpu *cpu)
 	case LF_DEC:
 		cf = cpu->lf_cf;
 		of = (a ^ b) & (a ^ res) & sign;
+		break;
+	case LF_SHL:
+		cf = cpu->lf_b <= cpu->lf_size * 8 ? (a >> (cpu->lf_size * 8 - cpu->lf_b)) & 1 : 0;
+		of = !!(res & sign) ^ cf;
+		af = 0;
+		break;
+	case LF_SHR:
+		cf = (a >> (cpu->lf_b - 1)) & 1;
+		of = a & sign;
+		af = 0;
+		break;
+	case LF_SAR:
+		cf = (uint64_t)(sext(a, cpu->lf_size) >> (cpu->lf_b - 1)) & 1;
+		of = 0;
+		af = 0;
 		break;
 	default: /* LF_LOGIC */
 		cf = 0;
@@ -109,6 +124,12 @@ bool emu_cond(const struct emu_cpu *cpu, unsigned cc)
 	uint64_t mask, a, b, res;
 	bool r;
 
+	if (cpu->lf_op != LF_EAGER && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
+		mask = size_mask(cpu->lf_size);
+		res = cpu->lf_res & mask;
+		r = (cc >> 1) == 2 ? !res : res >> (cpu->lf_size * 8 - 1);
+		return r ^ (cc & 1);
+	}
 	switch (cpu->lf_op) {
 	case LF_SUB:
 		mask = size_mask(cpu->lf_size);

@@ -112,6 +112,34 @@ static inline uint64_t alu(struct emu_cpu *cpu, unsigned op, unsigned size, uint
 			emu_st_ptr(p, r, in->size);                                            \
 		dispatch_next(cpu, in);                                                        \
 	}                                                                                      \
+	HANDLER(name##_rr64)                                                                   \
+	{                                                                                      \
+		uint64_t r = alu(cpu, OP, 8, cpu->gpr[in->rm], cpu->gpr[in->reg]);             \
+		if (OP != ALU_CMP)                                                             \
+			cpu->gpr[in->rm] = r;                                                  \
+		dispatch_next(cpu, in);                                                        \
+	}                                                                                      \
+	HANDLER(name##_ri64)                                                                   \
+	{                                                                                      \
+		uint64_t r = alu(cpu, OP, 8, cpu->gpr[in->rm], in->imm);                       \
+		if (OP != ALU_CMP)                                                             \
+			cpu->gpr[in->rm] = r;                                                  \
+		dispatch_next(cpu, in);                                                        \
+	}                                                                                      \
+	HANDLER(name##_rr32)                                                                   \
+	{                                                                                      \
+		uint64_t r = alu(cpu, OP, 4, cpu->gpr[in->rm], cpu->gpr[in->reg]);             \
+		if (OP != ALU_CMP)                                                             \
+			cpu->gpr[in->rm] = r;                                                  \
+		dispatch_next(cpu, in);                                                        \
+	}                                                                                      \
+	HANDLER(name##_ri32)                                                                   \
+	{                                                                                      \
+		uint64_t r = alu(cpu, OP, 4, cpu->gpr[in->rm], in->imm);                       \
+		if (OP != ALU_CMP)                                                             \
+			cpu->gpr[in->rm] = r;                                                  \
+		dispatch_next(cpu, in);                                                        \
+	}                                                                                      \
 	HANDLER(name##_rm)                                                                     \
 	{                                                                                      \
 		uint64_t b = emu_ld(cpu, in, emu_ea(cpu, in), in->size);                       \
@@ -130,76 +158,6 @@ DEF_ALU(op_sub, ALU_SUB)
 DEF_ALU(op_xor, ALU_XOR)
 DEF_ALU(op_cmp, ALU_CMP)
 
-/* Hot special cases: 64- and 32-bit register forms without the size switch. */
-HANDLER(op_add64_rr)
-{
-	uint64_t a = cpu->gpr[in->rm], b = cpu->gpr[in->reg], r = a + b;
-	lf_set(cpu, LF_ADD, 8, r, a, b);
-	cpu->gpr[in->rm] = r;
-	dispatch_next(cpu, in);
-}
-
-HANDLER(op_add64_ri)
-{
-	uint64_t a = cpu->gpr[in->rm], r = a + in->imm;
-	lf_set(cpu, LF_ADD, 8, r, a, in->imm);
-	cpu->gpr[in->rm] = r;
-	dispatch_next(cpu, in);
-}
-
-HANDLER(op_sub64_ri)
-{
-	uint64_t a = cpu->gpr[in->rm], r = a - in->imm;
-	lf_set(cpu, LF_SUB, 8, r, a, in->imm);
-	cpu->gpr[in->rm] = r;
-	dispatch_next(cpu, in);
-}
-
-HANDLER(op_cmp64_ri)
-{
-	uint64_t a = cpu->gpr[in->rm];
-	lf_set(cpu, LF_SUB, 8, a - in->imm, a, in->imm);
-	dispatch_next(cpu, in);
-}
-
-HANDLER(op_cmp64_rr)
-{
-	uint64_t a = cpu->gpr[in->rm], b = cpu->gpr[in->reg];
-	lf_set(cpu, LF_SUB, 8, a - b, a, b);
-	dispatch_next(cpu, in);
-}
-
-HANDLER(op_add32_rr)
-{
-	uint32_t a = (uint32_t)cpu->gpr[in->rm], b = (uint32_t)cpu->gpr[in->reg], r = a + b;
-	lf_set(cpu, LF_ADD, 4, r, a, b);
-	cpu->gpr[in->rm] = r;
-	dispatch_next(cpu, in);
-}
-
-HANDLER(op_add32_ri)
-{
-	uint32_t a = (uint32_t)cpu->gpr[in->rm], b = (uint32_t)in->imm, r = a + b;
-	lf_set(cpu, LF_ADD, 4, r, a, b);
-	cpu->gpr[in->rm] = r;
-	dispatch_next(cpu, in);
-}
-
-HANDLER(op_xor32_rr)
-{
-	uint32_t r = (uint32_t)cpu->gpr[in->rm] ^ (uint32_t)cpu->gpr[in->reg];
-	lf_set(cpu, LF_LOGIC, 4, r, 0, 0);
-	cpu->gpr[in->rm] = r;
-	dispatch_next(cpu, in);
-}
-
-HANDLER(op_cmp32_ri)
-{
-	uint32_t a = (uint32_t)cpu->gpr[in->rm], b = (uint32_t)in->imm;
-	lf_set(cpu, LF_SUB, 4, (uint32_t)(a - b), a, b);
-	dispatch_next(cpu, in);
-}
-
 static const emu_handler alu_rr[8] = {op_add_rr, op_or_rr,  op_adc_rr, op_sbb_rr,
 				      op_and_rr, op_sub_rr, op_xor_rr, op_cmp_rr};
 static const emu_handler alu_ri[8] = {op_add_ri, op_or_ri,  op_adc_ri, op_sbb_ri,
@@ -208,6 +166,14 @@ static const emu_handler alu_mr[8] = {op_add_mr, op_or_mr,  op_adc_mr, op_sbb_mr
 				      op_and_mr, op_sub_mr, op_xor_mr, op_cmp_mr};
 static const emu_handler alu_mi[8] = {op_add_mi, op_or_mi,  op_adc_mi, op_sbb_mi,
 				      op_and_mi, op_sub_mi, op_xor_mi, op_cmp_mi};
+static const emu_handler alu_rr64[8] = {op_add_rr64, op_or_rr64,  op_adc_rr64, op_sbb_rr64,
+					op_and_rr64, op_sub_rr64, op_xor_rr64, op_cmp_rr64};
+static const emu_handler alu_ri64[8] = {op_add_ri64, op_or_ri64,  op_adc_ri64, op_sbb_ri64,
+					op_and_ri64, op_sub_ri64, op_xor_ri64, op_cmp_ri64};
+static const emu_handler alu_rr32[8] = {op_add_rr32, op_or_rr32,  op_adc_rr32, op_sbb_rr32,
+					op_and_rr32, op_sub_rr32, op_xor_rr32, op_cmp_rr32};
+static const emu_handler alu_ri32[8] = {op_add_ri32, op_or_ri32,  op_adc_ri32, op_sbb_ri32,
+					op_and_ri32, op_sub_ri32, op_xor_ri32, op_cmp_ri32};
 static const emu_handler alu_rm[8] = {op_add_rm, op_or_rm,  op_adc_rm, op_sbb_rm,
 				      op_and_rm, op_sub_rm, op_xor_rm, op_cmp_rm};
 
@@ -313,6 +279,28 @@ static inline void set_flag(struct emu_cpu *cpu, uint64_t bit, bool v)
 		cpu->rflags &= ~bit;
 }
 
+/* SHL/SHR/SAR with lazy flags; c is the masked count, non-zero. Counts up to 31 on 8- and
+ * 16-bit operands shift everything out (the result is 0 or the sign). */
+static inline uint64_t shift_lazy(struct emu_cpu *cpu, unsigned op, unsigned size, uint64_t a,
+				  unsigned c)
+{
+	uint64_t r;
+	switch (op) {
+	case 5:
+		r = a >> c;
+		lf_set(cpu, LF_SHR, size, r, a, c);
+		return r;
+	case 7:
+		r = (uint64_t)(sext(a, size) >> c) & size_mask(size);
+		lf_set(cpu, LF_SAR, size, r, a, c);
+		return r;
+	default:
+		r = (a << c) & size_mask(size);
+		lf_set(cpu, LF_SHL, size, r, a, c);
+		return r;
+	}
+}
+
 /* op: ModRM.reg (0 ROL 1 ROR 2 RCL 3 RCR 4 SHL 5 SHR 6 SAL 7 SAR) */
 static uint64_t shift(struct emu_cpu *cpu, unsigned op, unsigned size, uint64_t a, unsigned count)
 {
@@ -324,6 +312,8 @@ static uint64_t shift(struct emu_cpu *cpu, unsigned op, unsigned size, uint64_t 
 	a &= mask;
 	if (!c)
 		return a;
+	if (op >= 4)
+		return shift_lazy(cpu, op, size, a, c);
 	flags_eager(cpu);
 	switch (op) {
 	case 0: /* ROL */
@@ -364,31 +354,9 @@ static uint64_t shift(struct emu_cpu *cpu, unsigned op, unsigned size, uint64_t 
 		set_flag(cpu, FL_CF, cf);
 		set_flag(cpu, FL_OF, !!(r & sign) ^ !!(r & (sign >> 1)));
 		return r;
-	case 4:
-	case 6: /* SHL */
-		r = c < 64 ? (a << c) & mask : 0;
-		cf = c <= w ? (a >> (w - c)) & 1 : 0;
-		set_flag(cpu, FL_CF, cf);
-		set_flag(cpu, FL_OF, !!(r & sign) ^ cf);
-		break;
-	case 5: /* SHR */
-		r = c < 64 ? a >> c : 0;
-		cf = c <= 64 ? (a >> (c - 1)) & 1 : 0;
-		set_flag(cpu, FL_CF, cf);
-		set_flag(cpu, FL_OF, a & sign);
-		break;
-	default: { /* SAR */
-		int64_t s = sext(a, size);
-		r = (uint64_t)(s >> (c < 64 ? c : 63)) & mask;
-		cf = (uint64_t)(s >> (c - 1 < 63 ? c - 1 : 63)) & 1;
-		set_flag(cpu, FL_CF, cf);
-		set_flag(cpu, FL_OF, false);
-		break;
+	default:
+		return 0; /* shifts are handled by the caller */
 	}
-	}
-	set_szp(cpu, r, size);
-	cpu->rflags &= ~(uint64_t)FL_AF;
-	return r;
 }
 
 static unsigned shift_count(const struct emu_cpu *cpu, const struct insn *in)
@@ -403,6 +371,14 @@ HANDLER(op_shift_r)
 	uint64_t r =
 	    shift(cpu, in->op, in->size, reg_read(cpu, in->rm, in->size), shift_count(cpu, in));
 	reg_write(cpu, in->rm, r, in->size);
+	dispatch_next(cpu, in);
+}
+
+HANDLER(op_shift64_ri)
+{
+	unsigned c = (unsigned)in->imm & 63;
+	if (c)
+		cpu->gpr[in->rm] = shift_lazy(cpu, in->op, 8, cpu->gpr[in->rm], c);
 	dispatch_next(cpu, in);
 }
 
@@ -1463,6 +1439,19 @@ static bool lock_ok(const struct insn *in, bool allowed)
 	return allowed && in->mem;
 }
 
+static void sel_alu_rr(struct insn *in, unsigned op)
+{
+	sel(in, in->size == 8 ? alu_rr64[op] : in->size == 4 ? alu_rr32[op] : alu_rr[op]);
+}
+
+static void select_alu_imm(struct insn *in, unsigned op)
+{
+	if (in->mem)
+		sel(in, alu_mi[op]);
+	else
+		sel(in, in->size == 8 ? alu_ri64[op] : in->size == 4 ? alu_ri32[op] : alu_ri[op]);
+}
+
 static bool select_alu(struct insn *in, unsigned op, unsigned form)
 {
 	bool lk = op != ALU_CMP;
@@ -1473,19 +1462,10 @@ static bool select_alu(struct insn *in, unsigned op, unsigned form)
 			return false;
 		if (form == 0)
 			byte_regs(in);
-		if (in->mem) {
+		if (in->mem)
 			sel(in, alu_mr[op]);
-		} else {
-			sel(in, alu_rr[op]);
-			if (in->size == 8 && op == ALU_ADD)
-				sel(in, op_add64_rr);
-			else if (in->size == 8 && op == ALU_CMP)
-				sel(in, op_cmp64_rr);
-			else if (in->size == 4 && op == ALU_ADD)
-				sel(in, op_add32_rr);
-			else if (in->size == 4 && op == ALU_XOR)
-				sel(in, op_xor32_rr);
-		}
+		else
+			sel_alu_rr(in, op);
 		return true;
 	case 2:
 	case 3:
@@ -1500,11 +1480,7 @@ static bool select_alu(struct insn *in, unsigned op, unsigned form)
 			uint8_t t = in->rm;
 			in->rm = in->reg;
 			in->reg = t;
-			sel(in, alu_rr[op]);
-			if (in->size == 8 && op == ALU_ADD)
-				sel(in, op_add64_rr);
-			else if (in->size == 8 && op == ALU_CMP)
-				sel(in, op_cmp64_rr);
+			sel_alu_rr(in, op);
 		}
 		return true;
 	default: /* 4, 5: AL/eAX, imm */
@@ -1514,30 +1490,8 @@ static bool select_alu(struct insn *in, unsigned op, unsigned form)
 		in->mem = 0;
 		if (form == 4)
 			in->size = 1;
-		sel(in, alu_ri[op]);
+		select_alu_imm(in, op);
 		return true;
-	}
-}
-
-static void select_alu_imm(struct insn *in, unsigned op)
-{
-	if (in->mem) {
-		sel(in, alu_mi[op]);
-		return;
-	}
-	sel(in, alu_ri[op]);
-	if (in->size == 8) {
-		if (op == ALU_ADD)
-			sel(in, op_add64_ri);
-		else if (op == ALU_SUB)
-			sel(in, op_sub64_ri);
-		else if (op == ALU_CMP)
-			sel(in, op_cmp64_ri);
-	} else if (in->size == 4) {
-		if (op == ALU_ADD)
-			sel(in, op_add32_ri);
-		else if (op == ALU_CMP)
-			sel(in, op_cmp32_ri);
 	}
 }
 
@@ -1827,6 +1781,12 @@ static bool select_1b(struct insn *in, unsigned opc, unsigned r)
 		in->op = (uint8_t)r;
 		in->op2 = opc >= 0xd2 ? 2 : opc >= 0xd0 ? 1 : 0;
 		sel(in, in->mem ? op_shift_m : op_shift_r);
+		if (!in->mem && in->size == 8 && in->op2 != 2 && r >= 4) {
+			if (in->op2 == 1)
+				in->imm = 1;
+			in->op2 = 0;
+			sel(in, op_shift64_ri);
+		}
 		return true;
 	case 0xc2:
 	case 0xc3:

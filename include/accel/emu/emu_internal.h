@@ -58,6 +58,9 @@ enum lf_op {
 	LF_LOGIC, /* res; CF = OF = AF = 0 */
 	LF_INC,	  /* res = a + 1, CF kept in cf */
 	LF_DEC,	  /* res = a - 1, CF kept in cf */
+	LF_SHL,	  /* res = a << b (b = masked count, non-zero) */
+	LF_SHR,	  /* res = a >> b */
+	LF_SAR,	  /* res = (signed)a >> b */
 };
 
 /* Register numbers in decoded instructions. Byte registers AH..BH (no REX) are 16..19. */
@@ -384,9 +387,27 @@ static inline void flags_eager(struct emu_cpu *cpu)
 	}
 }
 
+/* CF alone, without materialising the other flags (ADC, INC, DEC need it). */
 static inline bool flag_cf(const struct emu_cpu *cpu)
 {
-	return emu_cond(cpu, 2);
+	uint64_t mask;
+	switch (cpu->lf_op) {
+	case LF_EAGER:
+		return cpu->rflags & FL_CF;
+	case LF_LOGIC:
+		return false;
+	case LF_INC:
+	case LF_DEC:
+		return cpu->lf_cf;
+	case LF_ADD:
+		mask = size_mask(cpu->lf_size);
+		return (cpu->lf_res & mask) < (cpu->lf_a & mask);
+	case LF_SUB:
+		mask = size_mask(cpu->lf_size);
+		return (cpu->lf_a & mask) < (cpu->lf_b & mask);
+	default:
+		return emu_cond(cpu, 2);
+	}
 }
 
 static inline void lf_set(struct emu_cpu *cpu, enum lf_op op, unsigned size, uint64_t res,
