@@ -416,3 +416,14 @@ int blk_set_backing(struct blk *b, const char *backing, const char *fmt)
 		return -EROFS;
 	return b->drv->set_backing(b, backing, fmt);
 }
+
+int blk_make_empty(struct blk *b)
+{
+	if (!b->drv->make_empty) {
+		blk_set_error("%s: format %s cannot be emptied", b->path, b->drv->name);
+		return -ENOTSUP;
+	}
+	if (b->readonly)
+		return -EROFS;
+	return b->drv->make_empty(b);
+}

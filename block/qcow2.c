@@ -991,6 +991,7 @@ static int fill_cow(struct blk *b, struct qcow2 *s, uint64_t cvoff, uint8_t *cbu
 	if (ret < 0)
 		return ret;
 	if (m.type == QCOW2_ZERO || (m.type == QCOW2_UNALLOC && !b->backing)) {
+		/* (no backing opened: only "img commit" writes such an image, whole clusters) */
 		memset(cbuf, 0, from);
 		memset(cbuf + to, 0, cs - to);
 		return 0;
@@ -1229,11 +1230,18 @@ out:;
 	return ret;
 }
 
+enum zero_mode {
+	ZERO_KEEP,    /* zero flag, keep preallocated clusters */
+	ZERO_UNMAP,   /* reads as zero, clusters freed */
+	ZERO_DEALLOC, /* unallocated: the backing file shows through (make_empty) */
+};
+
 /* Zeroes or deallocates whole clusters [off, off+len) (cluster aligned). */
 static int zero_clusters(struct blk *b, struct qcow2 *s, struct write_ctx *w, uint64_t off,
-			 uint64_t len, bool unmap)
+			 uint64_t len, enum zero_mode mode)
 {
 	uint64_t cs = s->cluster_size;
+	bool has_backing = s->backing_file != NULL;
 	while (len) {
 		uint64_t l2_span = (uint64_t)s->l2_entries << s->cluster_bits;
 		uint64_t l1_idx = off / l2_span;
@@ -1245,11 +1253,14 @@ static int zero_clusters(struct blk *b, struct qcow2 *s, struct write_ctx *w, ui
 		if (ret < 0)
 			return ret;
 		n = m.bytes;
-		bool done = (m.type == QCOW2_UNALLOC && !b->backing) ||
-			    (m.type == QCOW2_ZERO && (unmap || (m.entry & QCOW2_OFFSET_MASK)));
-		if (!done && s->h.version < 3) {
-			if (m.type == QCOW2_UNALLOC && !b->backing)
-				goto next;
+		bool done;
+		if (mode == ZERO_DEALLOC)
+			done = m.type == QCOW2_UNALLOC;
+		else
+			done = (m.type == QCOW2_UNALLOC && !has_backing) ||
+			       (m.type == QCOW2_ZERO &&
+				(mode == ZERO_UNMAP || (m.entry & QCOW2_OFFSET_MASK)));
+		if (!done && s->h.version < 3 && mode != ZERO_DEALLOC) {
 			ret = write_locked(b, s, w, off, NULL, n); /* no zero flag in v2 */
 			if (ret < 0)
 				return ret;
@@ -1265,8 +1276,8 @@ static int zero_clusters(struct blk *b, struct qcow2 *s, struct write_ctx *w, ui
 				uint32_t li =
 				    (uint32_t)((v >> s->cluster_bits) & (s->l2_entries - 1));
 				uint64_t old = be64toh(t[li]);
-				uint64_t ne = b->backing ? QCOW2_OFLAG_ZERO : 0;
-				bool keep = !unmap && !(old & QCOW2_OFLAG_COMPRESSED) &&
+				uint64_t ne;
+				bool keep = mode == ZERO_KEEP && !(old & QCOW2_OFLAG_COMPRESSED) &&
 					    (old & QCOW2_OFLAG_COPIED) && (old & QCOW2_OFFSET_MASK);
 				if (keep) {
 					ne = (old & (QCOW2_OFFSET_MASK | QCOW2_OFLAG_COPIED)) |
@@ -1275,7 +1286,11 @@ static int zero_clusters(struct blk *b, struct qcow2 *s, struct write_ctx *w, ui
 					ret = defer_free_entry(s, w, old);
 					if (ret < 0)
 						return ret;
-					if (!unmap)
+					if (mode == ZERO_DEALLOC)
+						ne = 0;
+					else if (mode == ZERO_UNMAP && !has_backing)
+						ne = 0;
+					else
 						ne = QCOW2_OFLAG_ZERO;
 				}
 				l2_set(s, slot, v, ne);
@@ -1289,7 +1304,7 @@ next:
 	return 0;
 }
 
-static int zero_range(struct blk *b, uint64_t off, uint64_t len, bool unmap)
+static int zero_range(struct blk *b, uint64_t off, uint64_t len, enum zero_mode mode)
 {
 	struct qcow2 *s = b->opaque;
 	uint64_t cs = s->cluster_size;
@@ -1301,13 +1316,14 @@ static int zero_range(struct blk *b, uint64_t off, uint64_t len, bool unmap)
 	if (off + len == b->size)
 		e = round_up(b->size, cs); /* the partial last cluster counts as whole */
 	if (a >= e) {
-		ret = write_locked(b, s, &w, off, NULL, len);
+		if (mode != ZERO_DEALLOC)
+			ret = write_locked(b, s, &w, off, NULL, len);
 	} else {
-		if (a > off)
+		if (a > off && mode != ZERO_DEALLOC)
 			ret = write_locked(b, s, &w, off, NULL, a - off);
 		if (ret == 0)
-			ret = zero_clusters(b, s, &w, a, e - a, unmap);
-		if (ret == 0 && off + len > e)
+			ret = zero_clusters(b, s, &w, a, e - a, mode);
+		if (ret == 0 && off + len > e && mode != ZERO_DEALLOC)
 			ret = write_locked(b, s, &w, e, NULL, off + len - e);
 	}
 	int r2 = finish_frees(s, &w);
@@ -1319,12 +1335,17 @@ static int zero_range(struct blk *b, uint64_t off, uint64_t len, bool unmap)
 
 static int qcow2_discard(struct blk *b, uint64_t off, uint64_t len)
 {
-	return zero_range(b, off, len, true);
+	return zero_range(b, off, len, ZERO_UNMAP);
 }
 
 static int qcow2_write_zeroes(struct blk *b, uint64_t off, uint64_t len, unsigned flags)
 {
-	return zero_range(b, off, len, flags & BLK_ZERO_MAY_UNMAP);
+	return zero_range(b, off, len, (flags & BLK_ZERO_MAY_UNMAP) ? ZERO_UNMAP : ZERO_KEEP);
+}
+
+static int qcow2_make_empty(struct blk *b)
+{
+	return zero_range(b, 0, b->size, ZERO_DEALLOC);
 }
 
 static int qcow2_flush(struct blk *b)
@@ -1932,4 +1953,5 @@ const struct blk_driver blk_qcow2_driver = {
     .snapshot_apply = qcow2_snapshot_apply,
     .snapshot_delete = qcow2_snapshot_delete,
     .set_backing = qcow2_set_backing,
+    .make_empty = qcow2_make_empty,
 };

@@ -143,6 +143,9 @@ int blk_snapshot_create(struct blk *b, const char *name);
 int blk_snapshot_apply(struct blk *b, const char *name_or_id);
 int blk_snapshot_delete(struct blk *b, const char *name_or_id);
 
+/* Deallocates everything so the backing file shows through (after "img commit"). */
+int blk_make_empty(struct blk *b);
+
 /* Rewrites the backing file name and format in the header only (rebase -u). */
 int blk_set_backing(struct blk *b, const char *backing, const char *backing_fmt);
 

@@ -30,6 +30,7 @@ struct blk_driver {
 	int (*snapshot_apply)(struct blk *b, const char *name);
 	int (*snapshot_delete)(struct blk *b, const char *name);
 	int (*set_backing)(struct blk *b, const char *backing, const char *fmt);
+	int (*make_empty)(struct blk *b);
 };
 
 struct blk {
