@@ -345,6 +345,38 @@ static void keymap_names(void **state)
 	}
 }
 
+/* Random controller/keyboard/mouse traffic and key events must never crash, deadlock (the
+ * reset callback re-enters) or overflow a queue. */
+static void random_io(void **state)
+{
+	struct fixture *f = *state;
+	unsigned seed = 777;
+	for (int i = 0; i < 200000; i++) {
+		seed = seed * 1103515245 + 12345;
+		uint8_t val = seed >> 24;
+		switch ((seed >> 16) & 3) {
+		case 0:
+			outb(&f->bus, DATA, val);
+			break;
+		case 1:
+			if (val != 0xfe && (val & 0xf1) != 0xf0) /* skip most resets */
+				outb(&f->bus, CMD, val);
+			break;
+		case 2:
+			inb(&f->bus, DATA);
+			break;
+		case 3:
+			i8042_key_event(&f->kbc, val % (keymap_count() + 2), seed & 0x100);
+			break;
+		}
+		assert_true(f->kbc.kbd_q.count <= I8042_QUEUE_SIZE);
+		assert_true(f->kbc.aux_q.count <= I8042_QUEUE_SIZE);
+		assert_true(f->kbc.ctrl_q.count <= I8042_QUEUE_SIZE);
+		assert_int_equal(f->rec.level[1], f->kbc.irq1_level);
+		assert_int_equal(f->rec.level[12], f->kbc.irq12_level);
+	}
+}
+
 static void save_load(void **state)
 {
 	struct fixture *f = *state;
@@ -395,6 +427,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(mouse_commands, setup, teardown),
 	    cmocka_unit_test(keymap_names),
 	    cmocka_unit_test_setup_teardown(save_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(random_io, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

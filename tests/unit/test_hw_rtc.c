@@ -298,6 +298,33 @@ static void memory_size_bytes(void **state)
 	assert_int_equal(cmos_read(f, 0x5b), 0);
 }
 
+/* Random index/data traffic with the clock moving: no crash, the IRQ line follows C. */
+static void random_io(void **state)
+{
+	struct fixture *f = *state;
+	unsigned seed = 4242;
+	for (int i = 0; i < 100000; i++) {
+		seed = seed * 1103515245 + 12345;
+		uint8_t val = seed >> 24;
+		switch ((seed >> 16) & 3) {
+		case 0:
+			outb(&f->bus, 0x70 + ((seed >> 8) & 2), val);
+			break;
+		case 1:
+			outb(&f->bus, 0x71 + ((seed >> 8) & 2), val);
+			break;
+		case 2:
+			inb(&f->bus, 0x71 + ((seed >> 8) & 2));
+			break;
+		case 3:
+			advance(f, (seed >> 4) & 0xfffff);
+			break;
+		}
+		assert_int_equal(f->rec.level[IRQ], f->rtc.irq_level);
+		assert_int_equal(!!(f->rtc.cmos[0x0c] & 0x80), f->rtc.irq_level);
+	}
+}
+
 static void save_load(void **state)
 {
 	struct fixture *f = *state;
@@ -353,6 +380,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(nvram_survives_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(memory_size_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(save_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(random_io, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

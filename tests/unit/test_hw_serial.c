@@ -253,6 +253,27 @@ static void linux_thre_test(void **state)
 	assert_int_equal(iir & 1, 0);
 }
 
+/* Random register traffic must never crash or break the FIFO invariants. */
+static void random_io(void **state)
+{
+	struct fixture *f = *state;
+	unsigned seed = 12345;
+	for (int i = 0; i < 200000; i++) {
+		seed = seed * 1103515245 + 12345;
+		uint16_t port = BASE + ((seed >> 16) & 7);
+		uint8_t val = seed >> 24;
+		if (seed & 0x100)
+			outb(&f->bus, port, val);
+		else
+			inb(&f->bus, port);
+		if ((seed & 0xf000) == 0)
+			serial8250_receive(&f->uart, &val, 1);
+		assert_true(f->uart.rx_count <= SERIAL8250_FIFO_SIZE);
+		assert_true(f->uart.rx_head < SERIAL8250_FIFO_SIZE);
+		assert_int_equal(f->rec.level[IRQ], f->uart.irq_level);
+	}
+}
+
 static void save_load(void **state)
 {
 	struct fixture *f = *state;
@@ -312,6 +333,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(iir_priorities_and_irq, setup, teardown),
 	    cmocka_unit_test_setup_teardown(linux_thre_test, setup, teardown),
 	    cmocka_unit_test_setup_teardown(save_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(random_io, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
