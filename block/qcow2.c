@@ -1112,8 +1112,12 @@ static int write_locked(struct blk *b, struct qcow2 *s, struct write_ctx *w, uin
 		int ret = get_mapping(s, off, len, &m);
 		if (ret < 0)
 			return ret;
-		if (m.writable) {
+		if (m.writable && buf) {
 			ret = qcow2_file_write(s, m.host, buf, m.bytes);
+		} else if (m.writable) {
+			uint8_t *z = calloc(1, m.bytes);
+			ret = z ? qcow2_file_write(s, m.host, z, m.bytes) : -ENOMEM;
+			free(z);
 		} else {
 			ret = write_alloc(b, s, w, off, buf, m.bytes);
 		}
