@@ -635,6 +635,35 @@ int i8042_key_event(struct i8042 *k, int keycode, bool down)
 	return ret;
 }
 
+static int clamp_motion(int v)
+{
+	return v > 255 ? 255 : v < -255 ? -255 : v;
+}
+
+int i8042_mouse_event(struct i8042 *k, int dx, int dy, unsigned buttons)
+{
+	int ret = 0;
+
+	dx = clamp_motion(dx);
+	dy = clamp_motion(dy);
+	pthread_mutex_lock(&k->lock);
+	if (!k->aux_reporting || k->aux_remote) {
+		ret = -EAGAIN;
+	} else if (q_space(&k->aux_q) < 3) {
+		ret = -ENOSPC;
+	} else {
+		/* Byte 0: Y sign, X sign, always-1, buttons; then X and Y, 9-bit two's complement. */
+		uint8_t b0 = 0x08 | (buttons & 7) | (dx < 0 ? 0x10 : 0) | (dy < 0 ? 0x20 : 0);
+		q_push(&k->aux_q, b0, false);
+		q_push(&k->aux_q, (uint8_t)dx, false);
+		q_push(&k->aux_q, (uint8_t)dy, false);
+		refill(k);
+		update_irq(k, false);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
 /* --- save/load ----------------------------------------------------------------------- */
 
 static void put_queue(struct state_buf *out, const struct i8042_queue *q)

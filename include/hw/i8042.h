@@ -83,6 +83,11 @@ void i8042_reset(struct i8042 *k);
  * when its buffer is full. */
 int i8042_key_event(struct i8042 *k, int keycode, bool down);
 
+/* Relative mouse motion (dx right, dy up, PS/2 convention) and buttons (bit 0 left, 1 right,
+ * 2 middle). Sent as one 3-byte packet while the guest enabled reporting; motion beyond
+ * +-255 is clamped. Returns 0, -EAGAIN when reporting is off or -ENOSPC when full. */
+int i8042_mouse_event(struct i8042 *k, int dx, int dy, unsigned buttons);
+
 int i8042_save(struct i8042 *k, struct state_buf *out);
 int i8042_load(struct i8042 *k, struct state_buf *in);
 

@@ -265,6 +265,75 @@ static void linux_aux_loop_test(void **state)
 	assert_false(f->rec.level[12]);
 }
 
+/* What Linux does at boot, in order: i8042_controller_check/selftest/init, check_aux, port
+ * enable, atkbd_probe/atkbd_activate and the start of psmouse_probe. */
+static void linux_boot_sequence(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *b = &f->bus;
+	/* i8042_flush: nothing pending. */
+	assert_int_equal(status(f) & 0x01, 0);
+	command(f, 0xaa);
+	assert_int_equal(read_data(f), 0x55);
+	command(f, 0x20);
+	uint8_t ctr = read_data(f);
+	assert_true(ctr & 0x40);       /* BIOS left translation on: Linux keeps it */
+	assert_true(status(f) & 0x10); /* keylock not active */
+	ctr = (ctr | 0x10) & ~0x01;    /* disable kbd interface and interrupt */
+	command(f, 0x60);
+	outb(b, DATA, ctr);
+	/* i8042_check_aux */
+	command(f, 0xd3);
+	outb(b, DATA, 0x5a);
+	assert_int_equal(status(f) & 0x21, 0x21);
+	assert_int_equal(inb(b, DATA), 0x5a);
+	ctr |= 0x20; /* toggle aux off... */
+	command(f, 0x60);
+	outb(b, DATA, ctr);
+	command(f, 0x20);
+	assert_int_equal(read_data(f) & 0x20, 0x20);
+	ctr &= ~0x20; /* ...and on */
+	command(f, 0x60);
+	outb(b, DATA, ctr);
+	command(f, 0x20);
+	assert_int_equal(read_data(f) & 0x20, 0);
+	ctr = (ctr & ~0x20) | 0x02; /* i8042_enable_aux_port */
+	command(f, 0x60);
+	outb(b, DATA, ctr);
+	unsigned irq12 = f->rec.raises[12];
+	command(f, 0xd3);
+	outb(b, DATA, 0xa5);
+	assert_int_equal(f->rec.raises[12], irq12 + 1);
+	assert_int_equal(status(f) & 0x21, 0x21);
+	assert_int_equal(inb(b, DATA), 0xa5);
+	/* i8042_enable_kbd_port */
+	ctr = (ctr & ~0x10) | 0x01;
+	command(f, 0x60);
+	outb(b, DATA, ctr);
+	/* atkbd_probe: GETID, one interrupt per byte */
+	unsigned irq1 = f->rec.raises[1];
+	outb(b, DATA, 0xf2);
+	expect_bytes(f, (const uint8_t[]){0xfa, 0xab, 0x41}, 3);
+	assert_int_equal(f->rec.raises[1], irq1 + 3);
+	/* atkbd_activate: SETLEDS 0, SETREP, ENABLE */
+	outb(b, DATA, 0xed);
+	outb(b, DATA, 0x00);
+	outb(b, DATA, 0xf3);
+	outb(b, DATA, 0x00);
+	outb(b, DATA, 0xf4);
+	expect_bytes(f, (const uint8_t[]){0xfa, 0xfa, 0xfa, 0xfa, 0xfa}, 5);
+	/* psmouse_probe: GETID must be 0x00/0x03/0x04, then RESET_DIS */
+	command(f, 0xd4);
+	outb(b, DATA, 0xf2);
+	expect_bytes(f, (const uint8_t[]){0xfa, 0x00}, 2);
+	command(f, 0xd4);
+	outb(b, DATA, 0xf6);
+	expect_bytes(f, (const uint8_t[]){0xfa}, 1);
+	/* Typing now reaches the guest as set 1. */
+	i8042_key_event(&f->kbc, keymap_lookup_qcode("ret"), true);
+	expect_bytes(f, (const uint8_t[]){0x1c}, 1);
+}
+
 static void mouse_commands(void **state)
 {
 	struct fixture *f = *state;
@@ -288,6 +357,11 @@ static void mouse_commands(void **state)
 	command(f, 0xd4);
 	outb(&f->bus, DATA, 0x12);
 	expect_bytes(f, (const uint8_t[]){0xfe}, 1);
+	/* Reporting is on (F4 above): motion packets. */
+	assert_int_equal(i8042_mouse_event(&f->kbc, 5, -3, 1), 0);
+	expect_bytes(f, (const uint8_t[]){0x29, 0x05, 0xfd}, 3);
+	assert_int_equal(i8042_mouse_event(&f->kbc, -1000, 1000, 0), 0);
+	expect_bytes(f, (const uint8_t[]){0x18, 0x01, 0xff}, 3);
 	/* Aux interface disabled: the reply waits. */
 	command(f, 0xa7);
 	command(f, 0xd4);
@@ -295,6 +369,7 @@ static void mouse_commands(void **state)
 	assert_int_equal(status(f) & 0x01, 0);
 	command(f, 0xa8);
 	expect_bytes(f, (const uint8_t[]){0xfa}, 1);
+	assert_int_equal(i8042_mouse_event(&f->kbc, 1, 1, 0), -EAGAIN); /* F5: reporting off */
 }
 
 static void keymap_names(void **state)
@@ -424,6 +499,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(key_events_raw_and_gating, setup, teardown),
 	    cmocka_unit_test_setup_teardown(keyboard_commands, setup, teardown),
 	    cmocka_unit_test_setup_teardown(linux_aux_loop_test, setup, teardown),
+	    cmocka_unit_test_setup_teardown(linux_boot_sequence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(mouse_commands, setup, teardown),
 	    cmocka_unit_test(keymap_names),
 	    cmocka_unit_test_setup_teardown(save_load, setup, teardown),
