@@ -49,6 +49,27 @@ uint64_t timer_list_next_deadline(struct timer_list *tl)
 	return d;
 }
 
+int64_t timer_list_timeout_ns(struct timer_list *tl)
+{
+	uint64_t deadline = timer_list_next_deadline(tl);
+	if (deadline == TIMER_NEVER || !tl->clock || vclock_paused(tl->clock))
+		return -1;
+	uint64_t now = vclock_now(tl->clock);
+	if (deadline <= now)
+		return 0;
+	uint64_t left = deadline - now;
+	return left > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)left;
+}
+
+int timer_list_timeout_ms(struct timer_list *tl)
+{
+	int64_t ns = timer_list_timeout_ns(tl);
+	if (ns <= 0)
+		return (int)ns;
+	int64_t ms = (ns + (int64_t)NSEC_PER_MSEC - 1) / (int64_t)NSEC_PER_MSEC;
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
 void timer_init(struct timer *t, struct timer_list *tl, timer_cb cb, void *opaque)
 {
 	memset(t, 0, sizeof(*t));

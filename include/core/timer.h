@@ -59,6 +59,12 @@ uint64_t timer_list_now(struct timer_list *tl);
 
 /* Earliest pending deadline, TIMER_NEVER when no timer is armed. */
 uint64_t timer_list_next_deadline(struct timer_list *tl);
+/* How long the main loop may sleep: -1 when no timer is armed or the list's clock is
+ * paused (nothing can expire), 0 when a timer is due, else the ns until the first deadline.
+ * Needs a list with a clock. */
+int64_t timer_list_timeout_ns(struct timer_list *tl);
+/* The same in ms for epoll_wait(), rounded up so the loop never wakes before the deadline. */
+int timer_list_timeout_ms(struct timer_list *tl);
 /* Run every timer whose deadline <= now, earliest first, each once; timers re-armed by a
  * callback for a deadline <= now run again in the same call only up to a bound (so a
  * zero-period timer cannot livelock the caller). Returns how many callbacks ran. */

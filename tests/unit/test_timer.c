@@ -214,13 +214,40 @@ static void notify_hook(void **state)
 	timer_list_destroy(&tl);
 }
 
+static void noop_cb(void *opaque)
+{
+	(void)opaque;
+}
+
+static void main_loop_timeout(void **state)
+{
+	struct vclock vc;
+	struct timer_list tl;
+	struct timer t;
+	fake_ns = 1000;
+	vclock_init_source(&vc, fake_source, NULL);
+	timer_list_init(&tl, &vc);
+	timer_init(&t, &tl, noop_cb, NULL);
+	assert_int_equal(timer_list_timeout_ms(&tl), -1);
+	timer_mod(&t, 2500000); /* 2.5 ms from now */
+	assert_int_equal(timer_list_timeout_ns(&tl), 2500000);
+	assert_int_equal(timer_list_timeout_ms(&tl), 3); /* rounded up */
+	vclock_pause(&vc);
+	assert_int_equal(timer_list_timeout_ms(&tl), -1); /* paused: nothing expires */
+	vclock_resume(&vc);
+	fake_ns += 3000000;
+	assert_int_equal(timer_list_timeout_ms(&tl), 0);
+	timer_list_destroy(&tl);
+	vclock_destroy(&vc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(vclock_pause_resume),   cmocka_unit_test(host_clocks),
 	    cmocka_unit_test(timer_ordering),	     cmocka_unit_test(rearm_from_callback),
 	    cmocka_unit_test(runaway_timer_bounded), cmocka_unit_test(deletion),
-	    cmocka_unit_test(notify_hook),
+	    cmocka_unit_test(notify_hook),	     cmocka_unit_test(main_loop_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
