@@ -246,7 +246,10 @@ void serial8250_reset(struct serial8250 *s)
 {
 	pthread_mutex_lock(&s->lock);
 	reset_locked(s);
+	bool room_again = take_rx_blocked(s); /* the FIFO was emptied */
 	pthread_mutex_unlock(&s->lock);
+	if (room_again && s->backend.rx_space)
+		s->backend.rx_space(s->backend.opaque);
 }
 
 static uint8_t lsr_value(const struct serial8250 *s)

@@ -182,6 +182,11 @@ static void fifo_and_trigger(void **state)
 	assert_int_equal(inb(b, IIR) & 0xc0, 0);
 	assert_int_equal(serial8250_receive(&f->uart, data, 3), 1);
 	assert_int_equal(inb(b, IIR), 0x04);
+	/* A reset empties the FIFO: a refused backend hears about it. */
+	calls = f->rx_space_calls;
+	serial8250_reset(&f->uart);
+	assert_int_equal(f->rx_space_calls, calls + 1);
+	assert_int_equal(inb(b, LSR) & 1, 0);
 }
 
 static void iir_priorities_and_irq(void **state)
