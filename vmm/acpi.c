@@ -426,7 +426,7 @@ static long build_fadt(struct out *o, long facs, long dsdt)
 	}
 	put32(p + 112, flags);
 	p[131] = 0; /* FADT minor version: 6.0 */
-	put64(p + 132, gpa_of(o, facs));
+	/* X_FIRMWARE_CTRL stays 0: the spec allows only one of the two FACS pointers. */
 	put64(p + 140, gpa_of(o, dsdt));
 	gas_io(p + 148, cfg->pm1a_evt_port, 8 * ACPI_PM_EVT_LEN, 2);
 	gas_io(p + 172, cfg->pm1a_cnt_port, 8 * ACPI_PM_CNT_LEN, 2);
@@ -708,9 +708,12 @@ int acpi_list_tables(const uint8_t *buf, size_t size, uint64_t buf_gpa, struct a
 			return -EINVAL;
 		size_t to = (size_t)(addr - buf_gpa);
 		if (!memcmp(buf + to, "FACP", 4) && get32(buf + to + 4) >= 148) {
+			uint64_t facs = get64(buf + to + 132);
+			if (!facs)
+				facs = get32(buf + to + 36);
 			if (add_ref(buf, size, buf_gpa, get64(buf + to + 140), out, max, &n,
 				    false) ||
-			    add_ref(buf, size, buf_gpa, get64(buf + to + 132), out, max, &n, true))
+			    add_ref(buf, size, buf_gpa, facs, out, max, &n, true))
 				return -EINVAL;
 		}
 	}
