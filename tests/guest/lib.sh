@@ -164,6 +164,8 @@ kt_reboot_case() {
 	_name=$1 _vmm=$2
 	_log=$KT_OUT/$_name.log
 	_cmdline="console=ttyS0 kestrel.test=reboot $(kt_token)"
+	_limit=$KT_TIMEOUT
+	KT_TIMEOUT=$((KT_TIMEOUT * 2)) # two boots in one run
 	if [ "$_vmm" = kestrel ]; then
 		kt_vm "$_log" kestrel run --kernel "$KT_GUEST/vmlinuz" \
 			--initrd "$KT_GUEST/initramfs.cpio.gz" --cmdline "$_cmdline" --mem 512M \
@@ -175,6 +177,7 @@ kt_reboot_case() {
 	fi
 	kt_ran "$_name" "$_log"
 	_r=$?
+	KT_TIMEOUT=$_limit
 	_b1=$(grep -c "KT BOOT 1" "$_log")
 	_b2=$(grep -c "KT BOOT 2" "$_log")
 	if [ "$_b1" -ge 1 ] && [ "$_b2" -ge 1 ]; then
