@@ -250,7 +250,10 @@ static int check_pass(struct blk *b, unsigned fix, struct blk_check_result *r)
 	memset(r, 0, sizeof(*r));
 	uint64_t file_clusters = (s->file_end + cs - 1) / cs;
 	c.nclusters = file_clusters;
-	uint64_t covered = (uint64_t)s->reftable_size * s->rb_entries;
+	uint64_t covered = 0; /* clusters that have a refcount block */
+	for (uint32_t t = 0; t < s->reftable_size; t++)
+		if (s->reftable[t])
+			covered = (uint64_t)(t + 1) * s->rb_entries;
 	uint64_t scan = covered > file_clusters ? covered : file_clusters;
 	c.refs = calloc(scan ? scan : 1, sizeof(uint32_t));
 	if (!c.refs)

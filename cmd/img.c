@@ -377,9 +377,10 @@ static int img_info(int argc, char **argv)
 					json_object_array_add(bc, e);
 				}
 				json_object_object_add(o, "backing-chain", bc);
-				printf("%s\n", json_object_to_json_string_ext(
-						   o, JSON_C_TO_STRING_PRETTY |
-							  JSON_C_TO_STRING_NOSLASHESCAPE));
+				printf("%s\n",
+				       json_object_to_json_string_ext(
+					   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						  JSON_C_TO_STRING_NOSLASHESCAPE));
 				json_object_put(o);
 			}
 		} else {
@@ -398,7 +399,8 @@ static int img_info(int argc, char **argv)
 	}
 	if (arr) {
 		printf("%s\n", json_object_to_json_string_ext(
-				   arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+				   arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+					    JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(arr);
 	}
 	blk_close(b);
@@ -477,7 +479,8 @@ static int img_check(int argc, char **argv)
 		json_object_object_add(o, "image-end-offset",
 				       json_object_new_int64((int64_t)r.image_end_offset));
 		printf("%s\n", json_object_to_json_string_ext(
-				   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+				   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+					  JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
 		if (r.leaks_fixed || r.corruptions_fixed)
@@ -591,20 +594,22 @@ struct map_ent {
 	int depth;
 	unsigned flags;
 	const char *file;
+	bool present;
 };
 
 static bool map_mergeable(const struct map_ent *a, const struct map_ent *b)
 {
-	if (a->depth != b->depth || a->flags != b->flags || a->file != b->file)
+	if (a->depth != b->depth || a->flags != b->flags || a->file != b->file ||
+	    a->present != b->present)
 		return false;
 	if (a->flags & BLK_STATUS_OFFSET)
 		return a->offset + a->len == b->offset;
 	return true;
 }
 
-static void map_print(const struct map_ent *e, bool json, bool *first, int chain_len)
+static void map_print(const struct map_ent *e, bool json, bool *first)
 {
-	bool present = e->depth < chain_len;
+	bool present = e->present;
 	if (json) {
 		printf("%s{ \"start\": %" PRIu64 ", \"length\": %" PRIu64 ", \"depth\": %d, "
 		       "\"present\": %s, \"zero\": %s, \"data\": %s, \"compressed\": %s",
@@ -659,9 +664,6 @@ static int img_map(int argc, char **argv)
 	int ret = blk_open(&b, path, &oo);
 	if (ret < 0)
 		return fail_blk("map", path, ret);
-	int chain_len = 0;
-	for (struct blk *x = b; x; x = blk_backing(x))
-		chain_len++;
 	uint64_t size = blk_size(b), off = 0;
 	struct map_ent cur = {0};
 	bool have = false, first = true;
@@ -678,21 +680,25 @@ static int img_map(int argc, char **argv)
 			layer = blk_backing(layer);
 		unsigned fl = st.flags & (BLK_STATUS_DATA | BLK_STATUS_ZERO | BLK_STATUS_OFFSET |
 					  BLK_STATUS_COMPRESSED);
-		if (!(st.flags & BLK_STATUS_ALLOCATED))
-			st.depth = chain_len; /* not present in any layer */
-		struct map_ent e = {off, st.len, st.host_offset, st.depth, fl, blk_path(layer)};
+		struct map_ent e = {off,
+				    st.len,
+				    st.host_offset,
+				    st.depth,
+				    fl,
+				    blk_path(layer),
+				    (st.flags & BLK_STATUS_ALLOCATED) != 0};
 		if (have && map_mergeable(&cur, &e)) {
 			cur.len += e.len;
 		} else {
 			if (have)
-				map_print(&cur, json, &first, chain_len);
+				map_print(&cur, json, &first);
 			cur = e;
 			have = true;
 		}
 		off += st.len;
 	}
 	if (have)
-		map_print(&cur, json, &first, chain_len);
+		map_print(&cur, json, &first);
 	if (json)
 		printf(first ? "[]\n" : "]\n");
 	blk_close(b);
