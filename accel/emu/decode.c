@@ -790,6 +790,7 @@ unsigned emu_decode(uint64_t rip, const uint8_t *bytes, unsigned avail, struct i
 		       opc == 0xcd || opc == 0xc0 || opc == 0xc1)) ||
 		     map != MAP_1B))
 			in->imm &= 0xff;
+		in->ib = (uint8_t)in->imm;
 		if (kind == I_J8 || kind == I_J32)
 			in->imm += rip + pos;
 	}

@@ -1719,8 +1719,8 @@ static bool select_1b(struct insn *in, unsigned opc, unsigned r)
 		in->op = opc & 1;
 		sel(in, op_cbw);
 		return true;
-	case 0x9b: /* FWAIT */
-		sel(in, op_nop);
+	case 0x9b:
+		sel(in, emu_op_fwait);
 		return true;
 	case 0x9c:
 		size64(in);

@@ -92,13 +92,16 @@ struct insn {
 	uint8_t op;    /* opcode or sub-operation selector */
 	uint8_t op2;   /* second selector (condition code, prefix class) */
 	uint8_t pfx;   /* PFX_* bits */
+	uint8_t ib;    /* low byte of the immediate (SSE) */
+	uint16_t aux;  /* x87: the FOP value (opcode bits 10-8, ModRM) */
 };
 
-#define PFX_LOCK 0x01
-#define PFX_66	 0x02
-#define PFX_REX	 0x04
-#define PFX_REXW 0x08
-#define PFX_END	 0x80 /* ends its block (branches, HLT, mode changes) */
+#define PFX_LOCK   0x01
+#define PFX_66	   0x02
+#define PFX_REX	   0x04
+#define PFX_REXW   0x08
+#define PFX_NOWAIT 0x40 /* x87 control instruction that does not check pending exceptions */
+#define PFX_END	   0x80 /* ends its block (branches, HLT, mode changes) */
 
 #define EMU_BLOCK_MAX 48
 
@@ -462,6 +465,9 @@ enum { MAP_1B, MAP_0F, MAP_0F38, MAP_0F3A };
 bool emu_select_int(struct insn *in, unsigned map, unsigned opc, unsigned modrm_reg);
 bool emu_select_sse(struct insn *in, unsigned map, unsigned opc, unsigned mand);
 bool emu_select_x87(struct insn *in, unsigned opc, unsigned modrm);
+void emu_op_fwait(struct emu_cpu *cpu, const struct insn *in);
+/* 0F AE /0 FXSAVE, /1 FXRSTOR (x87.c) */
+bool emu_select_fxsave(struct insn *in, unsigned modrm_reg);
 
 /* Shared handlers. */
 void emu_op_ud(struct emu_cpu *cpu, const struct insn *in);
