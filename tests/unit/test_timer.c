@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "core/clock.h"
 #include "core/timer.h"
@@ -181,7 +182,7 @@ static int notified;
 static void count_notify(void *opaque)
 {
 	(void)opaque;
-	notified++;
+	__atomic_fetch_add(&notified, 1, __ATOMIC_RELAXED); /* also called from threads */
 }
 
 static void notify_self_rearm(void *opaque)
@@ -241,13 +242,73 @@ static void main_loop_timeout(void **state)
 	vclock_destroy(&vc);
 }
 
+/* Threads arming and deleting their timers while the "main loop" runs them. */
+struct stress {
+	struct timer_list *tl;
+	struct timer t[4];
+	int fired;
+	pthread_mutex_t lock;
+};
+
+static void stress_cb(void *opaque)
+{
+	struct stress *st = opaque;
+	pthread_mutex_lock(&st->lock);
+	st->fired++;
+	pthread_mutex_unlock(&st->lock);
+}
+
+static void *stress_thread(void *arg)
+{
+	struct stress *st = arg;
+	unsigned seed = (unsigned)(uintptr_t)pthread_self();
+	for (int i = 0; i < 20000; i++) {
+		seed = seed * 1103515245 + 12345;
+		struct timer *t = &st->t[(seed >> 8) & 3];
+		if (seed & 0x10000)
+			timer_mod(t, (seed >> 12) & 0xff);
+		else
+			timer_del(t);
+	}
+	return NULL;
+}
+
+static void concurrent_mod_and_run(void **state)
+{
+	struct timer_list tl;
+	struct stress st = {.tl = &tl};
+	pthread_t th[2];
+	timer_list_init(&tl, NULL);
+	timer_list_set_notify(&tl, count_notify, NULL);
+	pthread_mutex_init(&st.lock, NULL);
+	for (int i = 0; i < 4; i++)
+		timer_init(&st.t[i], &tl, stress_cb, &st);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, stress_thread, &st);
+	unsigned ran = 0;
+	for (int i = 0; i < 20000; i++)
+		ran += timer_list_run_expired(&tl, i & 0xff);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	ran += timer_list_run_expired(&tl, UINT64_MAX - 1);
+	assert_int_equal(ran, st.fired);
+	assert_true(timer_list_next_deadline(&tl) == TIMER_NEVER);
+	pthread_mutex_destroy(&st.lock);
+	timer_list_destroy(&tl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(vclock_pause_resume),   cmocka_unit_test(host_clocks),
-	    cmocka_unit_test(timer_ordering),	     cmocka_unit_test(rearm_from_callback),
-	    cmocka_unit_test(runaway_timer_bounded), cmocka_unit_test(deletion),
-	    cmocka_unit_test(notify_hook),	     cmocka_unit_test(main_loop_timeout),
+	    cmocka_unit_test(vclock_pause_resume),
+	    cmocka_unit_test(host_clocks),
+	    cmocka_unit_test(timer_ordering),
+	    cmocka_unit_test(rearm_from_callback),
+	    cmocka_unit_test(runaway_timer_bounded),
+	    cmocka_unit_test(deletion),
+	    cmocka_unit_test(notify_hook),
+	    cmocka_unit_test(main_loop_timeout),
+	    cmocka_unit_test(concurrent_mod_and_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
