@@ -1137,8 +1137,8 @@ static void string_init(struct gen *g)
 		c->in.rflags &= ~FL_DF;
 	/* make equal runs for cmps/scas */
 	if (chance(g, 50))
-		memcpy(c->mem + (c->in.gpr[RDI] - DATA_BASE), c->mem + (c->in.gpr[RSI] - DATA_BASE),
-		       rnd(g, 64));
+		memmove(c->mem + (c->in.gpr[RDI] - DATA_BASE),
+			c->mem + (c->in.gpr[RSI] - DATA_BASE), rnd(g, 64));
 }
 
 static int gen_string(struct gen *g)

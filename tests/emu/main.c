@@ -282,6 +282,31 @@ struct class_result {
 static struct outcome *emu_out;
 static struct outcome *ref_copy;
 
+/* The case the emulator is running, named if a sanitizer stops the process. */
+static const struct tcase *emu_current;
+
+void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
+
+static void on_sanitizer_death(void)
+{
+	char desc[512];
+
+	if (!emu_current)
+		return;
+	describe_case(emu_current, desc, sizeof(desc));
+	fprintf(stderr, "emudiff: the sanitizer stopped the emulator in case %s (class %s)\n", desc,
+		gen_classes[emu_current->cls].name);
+	printf("not ok - emulator stopped by the sanitizer in %s\n", desc);
+	fflush(stdout);
+}
+
+static void emu_run_case(const struct tcase *c, struct outcome *o)
+{
+	emu_current = c;
+	emurun_case(c, o);
+	emu_current = NULL;
+}
+
 static void record_first(struct class_result *r, const struct tcase *c, const char *diff)
 {
 	char desc[512];
@@ -388,11 +413,11 @@ static void run_class(const struct opts *op, int cls, struct class_result *r, bo
 			if (op->selftest || !have_emu)
 				continue;
 			if (fuzz) {
-				emurun_case(&cases[2 * i], &emu_out[0]);
-				emurun_case(&cases[2 * i + 1], &emu_out[1]);
+				emu_run_case(&cases[2 * i], &emu_out[0]);
+				emu_run_case(&cases[2 * i + 1], &emu_out[1]);
 				fuzz_compare(c, &nat[2 * i], &emu_out[0], &emu_out[1], &d);
 			} else {
-				emurun_case(c, &emu_out[0]);
+				emu_run_case(c, &emu_out[0]);
 				compare(c, &nat[i], &emu_out[0], &d);
 			}
 			if (d.n) {
@@ -404,6 +429,95 @@ static void run_class(const struct opts *op, int cls, struct class_result *r, bo
 		}
 		done += (uint64_t)n;
 	}
+}
+
+/* Comparator self-check: an outcome compared with itself has no difference, and one changed
+ * in any compared place (a GPR, RIP, a compared flag, x87/SSE state, MXCSR, a data byte,
+ * the exception vector) has one. Guards against a comparison that passes everything. */
+static int comparator_selfcheck(const struct opts *op, int tapn)
+{
+	struct tcase *cases = native_cases(BATCH);
+	struct outcome *nat = native_outcomes();
+	uint64_t rng = op->seed ^ 0x5e1fc4ec;
+	int i, n = BATCH, missed = 0, false_diff = 0, tried = 0;
+	char first[256] = "";
+
+	for (i = 0; i < n; i++)
+		case_generate(&cases[i], op->seed, 1000003ULL * (uint64_t)i + 7,
+			      i % (gen_nclasses - 1));
+	native_run(n);
+	for (i = 0; i < n; i++) {
+		struct outcome *o = &emu_out[0];
+		const struct tcase *c = &cases[i];
+		char buf[256];
+		struct diff d = {buf, sizeof(buf), 0, 0, 2};
+		int what = (int)(rng_next(&rng) % 8), k;
+		uint64_t bit = 1ULL << (rng_next(&rng) % 64);
+
+		if (nat[i].end == END_CRASH)
+			continue;
+		memcpy(o, &nat[i], sizeof(*o));
+		if (compare(c, &nat[i], o, &d))
+			false_diff++;
+		switch (what) {
+		case 0:
+			k = (int)(rng_next(&rng) % 16);
+			if (c->gpr_undef & (1u << k))
+				continue;
+			o->st.gpr[k] ^= bit;
+			break;
+		case 1:
+			o->st.rip ^= 1;
+			break;
+		case 2:
+			if (!(FL_CMP & ~c->fl_undef))
+				continue;
+			do
+				bit = 1ULL << (rng_next(&rng) % 12);
+			while (!(bit & FL_CMP & ~c->fl_undef));
+			o->st.rflags ^= bit;
+			break;
+		case 3:
+			o->st.fx[FX_XMM + rng_next(&rng) % 256] ^= 0x10;
+			break;
+		case 4:
+			o->st.fx[FX_ST + 16 * (rng_next(&rng) % 8) + rng_next(&rng) % 10] ^= 1;
+			break;
+		case 5:
+			o->st.fx[FX_MXCSR] ^= 0x20;
+			break;
+		case 6:
+			k = (int)(rng_next(&rng) % DATA_SIZE);
+			if (in_memu(c, (uint32_t)k))
+				continue;
+			o->mem[k] ^= 0x80;
+			break;
+		default:
+			o->end = o->end == END_DONE ? END_EXCEPTION : END_DONE;
+			o->vector = 13;
+			break;
+		}
+		tried++;
+		d.n = 0;
+		d.used = 0;
+		buf[0] = 0;
+		if (!compare(c, &nat[i], o, &d)) {
+			missed++;
+			if (!first[0])
+				snprintf(first, sizeof(first), "case %llu change %d not detected",
+					 (unsigned long long)c->num, what);
+		}
+	}
+	if (missed || false_diff) {
+		printf("not ok %d - comparator self-check: %d of %d changes missed, %d false "
+		       "differences; %s\n",
+		       tapn, missed, tried, false_diff, first);
+		return 1;
+	}
+	printf("ok %d - comparator self-check: %d changed outcomes all detected, %d identical "
+	       "ones all equal\n",
+	       tapn, tried, n);
+	return 0;
 }
 
 static bool class_supported(int cls, const char **why)
@@ -489,6 +603,8 @@ static int run_all(const struct opts *op)
 			       (unsigned long long)r.skipped, (unsigned long long)r.cases);
 		fflush(stdout);
 	}
+	if (!op->only)
+		failed |= comparator_selfcheck(op, ++tapn);
 	printf("# %llu cases, %llu mismatches, %lld s\n", (unsigned long long)total,
 	       (unsigned long long)total_mm, (long long)(time(NULL) - t0));
 	printf("1..%d\n", tapn);
@@ -591,6 +707,12 @@ int main(int argc, char **argv)
 
 	if (lng && *lng && strcmp(lng, "0"))
 		op.count = 400000;
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASAN+UBSAN builds run the emulator side about ten times slower: a smaller subset */
+	op.count /= 4;
+#endif
+	if (__sanitizer_set_death_callback)
+		__sanitizer_set_death_callback(on_sanitizer_death);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
 			op.seed = strtoull(argv[++i], NULL, 0);
