@@ -123,12 +123,21 @@ static inline uint32_t fp_leave(uint32_t saved)
 	return m & 0x3f;
 }
 
+/* SDM vol. 1 11.5.2: invalid, denormal and divide-by-zero are detected before the result
+ * is computed; when one of them is unmasked only those flags are set and the instruction
+ * faults. Otherwise an unmasked overflow, underflow or precision fault comes with every
+ * flag raised. */
 static void fp_commit(struct emu_cpu *cpu, const struct insn *in, uint32_t flags)
 {
 	uint32_t unmasked = flags & ~(cpu->mxcsr >> 7) & 0x3f;
+	if (likely(!unmasked)) {
+		cpu->mxcsr |= flags;
+		return;
+	}
+	if (unmasked & 0x07)
+		flags &= 0x07;
 	cpu->mxcsr |= flags;
-	if (unlikely(unmasked))
-		emu_raise(cpu, in, (cpu->cr4 & 0x400) ? EXC_XM : EXC_UD, 0, false);
+	emu_raise(cpu, in, (cpu->cr4 & 0x400) ? EXC_XM : EXC_UD, 0, false);
 }
 
 /* --- host operations: d = d OP s --- */
@@ -463,6 +472,24 @@ static void c_mpsadbw(v2di *d, const v2di *s, unsigned imm)
 		r.w[i] = (uint16_t)sum;
 	}
 	memcpy(d, &r, 16);
+}
+
+static void c_pclmulqdq(v2di *d, const v2di *s, unsigned imm)
+{
+	switch (imm & 0x11) {
+	case 0x00:
+		asm("pclmulqdq $0x00, %1, %0" : "+x"(*d) : "x"(*s));
+		break;
+	case 0x01:
+		asm("pclmulqdq $0x01, %1, %0" : "+x"(*d) : "x"(*s));
+		break;
+	case 0x10:
+		asm("pclmulqdq $0x10, %1, %0" : "+x"(*d) : "x"(*s));
+		break;
+	default:
+		asm("pclmulqdq $0x11, %1, %0" : "+x"(*d) : "x"(*s));
+		break;
+	}
 }
 
 /* CMPPS & co: the predicate is the immediate (0-7) */
@@ -1767,7 +1794,11 @@ static bool select_0f3a(struct insn *in, unsigned opc, unsigned mand)
 	case 0x20:
 		return simple(in, op_pinsr, 1, 0);
 	case 0x21:
+		if (in->mem)
+			in->ib &= 0x3f; /* a memory source is the element itself */
 		return bini(in, c_insertps, M32, 0);
+	case 0x44:
+		return bini(in, c_pclmulqdq, M128A, 0);
 	case 0x22:
 		return simple(in, op_pinsr, in->size == 8 ? 8 : 4, 0);
 	case 0x40:

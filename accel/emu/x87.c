@@ -215,7 +215,7 @@ HANDLER(op_x87)
 			cpu->fsw = (uint16_t)((cpu->fsw & ~FSW_C1) | 0x41);
 			if (!(cpu->fcw & 1)) {
 				cpu->fsw |= FSW_ES | FSW_B;
-			} else if (emu_cond(cpu, in->ib)) {
+			} else {
 				static const uint8_t indef[10] = {0, 0, 0,    0,    0,
 								  0, 0, 0xc0, 0xff, 0xff};
 				memset(cpu->fpr[top], 0, 16);
@@ -287,22 +287,10 @@ HANDLER(op_x87)
 		return;
 	}
 
-	raised = fx.fsw & 0x3f;
+	raised = fx.fsw & 0x7f; /* exception flags and SF */
 	unmasked = raised & ~cpu->fcw & 0x3f;
-	if (unmasked & 0x07) {
-		/* unmasked invalid, denormal or zero-divide: no result, exception pending */
-		cpu->fsw = (uint16_t)(old_fsw | raised | FSW_ES | FSW_B);
-		if (raised & 0x40)
-			cpu->fsw |= 0x40;
-		set_pointers(cpu, in, addr);
-		dispatch_next(cpu, in);
-		return;
-	}
-	from_fxarea_regs(cpu, &fx);
-	cpu->fsw = (uint16_t)((fx.fsw & ~0x3800) | (old_fsw & 0x3f));
-	if (unmasked)
-		cpu->fsw |= FSW_ES | FSW_B;
 	if (in->op == X_FCOMI) {
+		/* the compare result reaches EFLAGS even when invalid is unmasked */
 		uint16_t c = fx.fsw;
 		flags_eager(cpu);
 		cpu->rflags &= ~(uint64_t)FL_ARITH;
@@ -312,6 +300,19 @@ HANDLER(op_x87)
 			cpu->rflags |= FL_PF;
 		if (c & FSW_C3)
 			cpu->rflags |= FL_ZF;
+	}
+	if (unmasked & 0x07) {
+		/* unmasked invalid, denormal or zero-divide: no result, exception pending */
+		cpu->fsw = (uint16_t)(old_fsw | raised | FSW_ES | FSW_B);
+		set_pointers(cpu, in, addr);
+		dispatch_next(cpu, in);
+		return;
+	}
+	from_fxarea_regs(cpu, &fx);
+	cpu->fsw = (uint16_t)((fx.fsw & ~0x3800) | (old_fsw & 0x7f));
+	if (unmasked)
+		cpu->fsw |= FSW_ES | FSW_B;
+	if (in->op == X_FCOMI) {
 		cpu->fsw = (uint16_t)((cpu->fsw & ~(FSW_C0 | FSW_C2 | FSW_C3)) |
 				      (old_fsw & (FSW_C0 | FSW_C2 | FSW_C3)));
 	}
