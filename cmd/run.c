@@ -1,10 +1,227 @@
-/* kestrel run — placeholder until its issue lands. */
+/* kestrel run: parse the command line into a vm_config, create the VM and run it.
+ * Every mistake in the options is one clear line on stderr and exit code 1. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cmd/cmd.h"
+#include "util/log.h"
+#include "util/size.h"
+#include "vmm/vm.h"
+
+#define DEFAULT_MEM (512ULL << 20)
+#define MIN_MEM	    (16ULL << 20)
+#define MAX_MEM	    (1ULL << 40)
+
+static void run_usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "Usage: kestrel run --kernel FILE [OPTIONS]\n"
+	    "\n"
+	    "Boot a virtual machine from a kernel image (Linux bzImage, PVH ELF or multiboot).\n"
+	    "\n"
+	    "  --kernel FILE          kernel to boot\n"
+	    "  --initrd FILE          initial ramdisk (initramfs)\n"
+	    "  --cmdline STR          kernel command line (alias: --append)\n"
+	    "  --mem SIZE             guest RAM, e.g. 512M, 2G (default 512M; a bare number is "
+	    "MiB)\n"
+	    "  --cpus N               number of vCPUs (default 1)\n"
+	    "  --accel auto|kvm|emu   accelerator (default auto: KVM if /dev/kvm works)\n"
+	    "  --console stdio|none|file:PATH\n"
+	    "                         where the serial console goes (default stdio)\n"
+	    "  --no-reboot            exit when the guest reboots instead of resetting it\n"
+	    "  --debug-exit           a write of V to port 0xf4 exits with code (V << 1) | 1\n"
+	    "  --name NAME            a name for the VM (shown by the monitor)\n"
+	    "  -d guest-errors        log guest errors (devices programmed wrongly)\n"
+	    "  -v, --verbose          more log output (repeat for debug)\n"
+	    "  -h, --help             this help\n"
+	    "\n"
+	    "On the console, C-a x exits and C-a h lists the other keys.\n");
+}
+
+__attribute__((format(printf, 1, 2))) static int bad_option(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("kestrel: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+enum {
+	OPT_KERNEL = 256,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_MEM,
+	OPT_CPUS,
+	OPT_ACCEL,
+	OPT_CONSOLE,
+	OPT_NO_REBOOT,
+	OPT_DEBUG_EXIT,
+	OPT_NAME,
+};
+
+static const struct option run_options[] = {
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"initrd", required_argument, NULL, OPT_INITRD},
+    {"cmdline", required_argument, NULL, OPT_CMDLINE},
+    {"append", required_argument, NULL, OPT_CMDLINE},
+    {"mem", required_argument, NULL, OPT_MEM},
+    {"memory", required_argument, NULL, OPT_MEM},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"smp", required_argument, NULL, OPT_CPUS},
+    {"accel", required_argument, NULL, OPT_ACCEL},
+    {"console", required_argument, NULL, OPT_CONSOLE},
+    {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+    {"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse_mem(const char *arg, uint64_t *mem)
+{
+	int ret = size_parse(arg, 1ULL << 20, mem);
+	if (ret)
+		return bad_option("--mem: '%s' is not a size (examples: 512M, 2G)", arg);
+	if (*mem < MIN_MEM)
+		return bad_option("--mem %s is too small: a guest needs at least 16 MiB", arg);
+	if (*mem > MAX_MEM)
+		return bad_option("--mem %s is too large: at most 1 TiB", arg);
+	if (*mem & 0xfffff)
+		return bad_option("--mem %s is not a whole number of MiB", arg);
+	return 0;
+}
+
+static int parse_cpus(const char *arg, unsigned *cpus)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || n < 1 || n > VM_MAX_VCPUS)
+		return bad_option("--cpus: '%s' is not a number of vCPUs between 1 and %d", arg,
+				  VM_MAX_VCPUS);
+	*cpus = (unsigned)n;
+	return 0;
+}
+
+static int parse_accel(const char *arg, enum accel_kind *accel)
+{
+	if (!strcmp(arg, "auto"))
+		*accel = ACCEL_AUTO;
+	else if (!strcmp(arg, "kvm"))
+		*accel = ACCEL_KVM;
+	else if (!strcmp(arg, "emu") || !strcmp(arg, "tcg"))
+		*accel = ACCEL_EMU;
+	else
+		return bad_option("--accel: unknown accelerator '%s' (auto, kvm or emu)", arg);
+	return 0;
+}
+
+static int parse_console(const char *arg, struct console_config *c)
+{
+	if (!strcmp(arg, "stdio"))
+		c->kind = CONSOLE_STDIO;
+	else if (!strcmp(arg, "none"))
+		c->kind = CONSOLE_NONE;
+	else if (!strncmp(arg, "file:", 5) && arg[5]) {
+		c->kind = CONSOLE_FILE;
+		c->path = arg + 5;
+	} else
+		return bad_option("--console: '%s' is not stdio, none or file:PATH", arg);
+	return 0;
+}
 
 int cmd_run(int argc, char **argv)
 {
-	fprintf(stderr, "kestrel: 'run' is not built in this version yet\n");
-	return 1;
+	struct vm_config cfg = {
+	    .mem_size = DEFAULT_MEM,
+	    .nr_cpus = 1,
+	    .accel = ACCEL_AUTO,
+	    .console = {.kind = CONSOLE_STDIO},
+	    .cmdline = "",
+	};
+	int verbose = 0, opt;
+
+	opterr = 0; /* we print our own messages */
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":hvd:", run_options, NULL)) != -1) {
+		int bad = 0;
+		switch (opt) {
+		case OPT_KERNEL:
+			cfg.kernel = optarg;
+			break;
+		case OPT_INITRD:
+			cfg.initrd = optarg;
+			break;
+		case OPT_CMDLINE:
+			cfg.cmdline = optarg;
+			break;
+		case OPT_MEM:
+			bad = parse_mem(optarg, &cfg.mem_size);
+			break;
+		case OPT_CPUS:
+			bad = parse_cpus(optarg, &cfg.nr_cpus);
+			break;
+		case OPT_ACCEL:
+			bad = parse_accel(optarg, &cfg.accel);
+			break;
+		case OPT_CONSOLE:
+			bad = parse_console(optarg, &cfg.console);
+			break;
+		case OPT_NO_REBOOT:
+			cfg.no_reboot = true;
+			break;
+		case OPT_DEBUG_EXIT:
+			cfg.debug_exit = true;
+			break;
+		case OPT_NAME:
+			cfg.name = optarg;
+			break;
+		case 'd':
+			if (strcmp(optarg, "guest-errors"))
+				bad =
+				    bad_option("-d: unknown log item '%s' (guest-errors)", optarg);
+			else
+				log_set_guest_errors(true);
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			run_usage(stdout);
+			return 0;
+		case ':':
+			return bad_option("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return bad_option("unknown option '%s' (see 'kestrel run --help')",
+					  argv[optind - 1]);
+		}
+		if (bad)
+			return 1;
+	}
+	if (optind < argc)
+		return bad_option("unexpected argument '%s' (see 'kestrel run --help')",
+				  argv[optind]);
+	if (!cfg.kernel)
+		return bad_option("no kernel given: use --kernel FILE (see 'kestrel run --help')");
+	if (verbose)
+		log_set_level(verbose > 1 ? LOG_DEBUG : LOG_INFO);
+
+	static struct vm vm; /* large; and signal paths reach it after main's frame is gone */
+	struct error err = {0};
+	if (vm_create(&vm, &cfg, &err)) {
+		fprintf(stderr, "kestrel: %s\n", err.msg[0] ? err.msg : strerror(-err.code));
+		return 1;
+	}
+	int code = vm_run(&vm);
+	vm_destroy(&vm);
+	return code;
 }

@@ -9,7 +9,6 @@
 
 static enum log_level current_level = LOG_WARN;
 static bool guest_errors;
-static void (*prefix_hook)(void);
 
 void log_set_level(enum log_level level)
 {
@@ -31,11 +30,6 @@ bool log_guest_errors_enabled(void)
 	return guest_errors;
 }
 
-void log_set_prefix_hook(void (*hook)(void))
-{
-	prefix_hook = hook;
-}
-
 static void log_vwrite(const char *tag, const char *subsys, const char *fmt, va_list ap)
 {
 	char buf[1024];
@@ -50,8 +44,6 @@ static void log_vwrite(const char *tag, const char *subsys, const char *fmt, va_
 	if (isatty(STDERR_FILENO))
 		buf[n++] = '\r';
 	buf[n++] = '\n';
-	if (prefix_hook)
-		prefix_hook();
 	ssize_t r = write(STDERR_FILENO, buf, n);
 	(void)r;
 }

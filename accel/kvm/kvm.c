@@ -23,8 +23,8 @@ int kvm_available(char *why, unsigned long why_len)
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		int err = errno;
-		const char *hint = err == ENOENT ? " (no KVM in this kernel, or a VM without "
-						   "nested virtualisation)"
+		const char *hint = err == ENOENT   ? " (no KVM in this kernel, or a VM without "
+						     "nested virtualisation)"
 				   : err == EACCES ? " (add this user to the 'kvm' group)"
 						   : "";
 		snprintf(why, why_len, "/dev/kvm: %s%s", strerror(err), hint);
@@ -42,7 +42,7 @@ int kvm_available(char *why, unsigned long why_len)
 static void kvm_set_line(void *opaque, unsigned gsi, bool level)
 {
 	struct kvm_state *k = opaque;
-	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+	struct kvm_irq_level irq = {.irq = gsi, .level = level};
 	if (ioctl(k->vm_fd, KVM_IRQ_LINE, &irq) < 0)
 		log_warn("KVM_IRQ_LINE gsi %u level %d: %s", gsi, level, strerror(errno));
 }
@@ -51,16 +51,15 @@ static void kvm_send_msi(void *opaque, uint64_t addr, uint32_t data)
 {
 	struct kvm_state *k = opaque;
 	struct kvm_msi msi = {
-		.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data
-	};
+	    .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data};
 	if (ioctl(k->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
 		log_warn("KVM_SIGNAL_MSI addr %#llx data %#x: %s", (unsigned long long)addr, data,
 			 strerror(errno));
 }
 
 static const struct irq_router_ops kvm_irq_ops = {
-	.set_line = kvm_set_line,
-	.send_msi = kvm_send_msi,
+    .set_line = kvm_set_line,
+    .send_msi = kvm_send_msi,
 };
 
 static int kvm_init(struct accel *a)
@@ -109,7 +108,7 @@ static int kvm_init(struct accel *a)
 		goto err;
 	}
 	/* The speaker port is not emulated; a dummy keeps port 0x61 reads sane. */
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
 		ret = -errno;
 		log_error("KVM_CREATE_PIT2: %s", strerror(errno));
@@ -120,7 +119,7 @@ static int kvm_init(struct accel *a)
 		goto err;
 
 	a->priv = k;
-	a->irq = (struct irq_router){ .ops = &kvm_irq_ops, .opaque = k };
+	a->irq = (struct irq_router){.ops = &kvm_irq_ops, .opaque = k};
 	return 0;
 err:
 	if (k->vm_fd >= 0)
@@ -148,10 +147,10 @@ static int kvm_map_ram(struct accel *a, uint64_t gpa, uint64_t size, void *host)
 {
 	struct kvm_state *k = a->priv;
 	struct kvm_userspace_memory_region region = {
-		.slot = k->nr_slots,
-		.guest_phys_addr = gpa,
-		.memory_size = size,
-		.userspace_addr = (uintptr_t)host,
+	    .slot = k->nr_slots,
+	    .guest_phys_addr = gpa,
+	    .memory_size = size,
+	    .userspace_addr = (uintptr_t)host,
 	};
 	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		int err = errno;
@@ -173,14 +172,15 @@ static unsigned kvm_max_vcpus(struct accel *a)
 }
 
 const struct accel_ops kvm_accel_ops = {
-	.name = "kvm",
-	.init = kvm_init,
-	.destroy = kvm_destroy,
-	.map_ram = kvm_map_ram,
-	.max_vcpus = kvm_max_vcpus,
-	.vcpu_create = kvm_vcpu_create,
-	.vcpu_destroy = kvm_vcpu_destroy,
-	.vcpu_set_boot_state = kvm_vcpu_set_boot_state,
-	.vcpu_run = kvm_vcpu_run,
-	.vcpu_kick = kvm_vcpu_kick,
+    .name = "kvm",
+    .init = kvm_init,
+    .destroy = kvm_destroy,
+    .map_ram = kvm_map_ram,
+    .max_vcpus = kvm_max_vcpus,
+    .vcpu_create = kvm_vcpu_create,
+    .vcpu_destroy = kvm_vcpu_destroy,
+    .vcpu_set_boot_state = kvm_vcpu_set_boot_state,
+    .vcpu_run = kvm_vcpu_run,
+    .vcpu_kick = kvm_vcpu_kick,
+    .vcpu_dump = kvm_vcpu_dump,
 };

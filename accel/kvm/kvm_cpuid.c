@@ -18,7 +18,7 @@ int kvm_cpuid_init(struct kvm_state *k)
 {
 	for (unsigned nent = 128; nent <= 4096; nent *= 2) {
 		struct kvm_cpuid2 *c =
-			calloc(1, sizeof(*c) + nent * sizeof(struct kvm_cpuid_entry2));
+		    calloc(1, sizeof(*c) + nent * sizeof(struct kvm_cpuid_entry2));
 		if (!c)
 			return -ENOMEM;
 		c->nent = nent;

@@ -18,7 +18,7 @@ struct kvm_state {
 struct kvm_vcpu_state {
 	int fd;
 	struct kvm_run *run;
-	pthread_t thread;      /* the thread running it, for kicks */
+	pthread_t thread; /* the thread running it, for kicks */
 	atomic_bool has_thread;
 };
 
@@ -31,5 +31,6 @@ void kvm_vcpu_destroy(struct vcpu *v);
 int kvm_vcpu_set_boot_state(struct vcpu *v, const struct boot_cpu_state *st);
 int kvm_vcpu_run(struct vcpu *v, struct vcpu_exit *exit);
 void kvm_vcpu_kick(struct vcpu *v);
+int kvm_vcpu_dump(struct vcpu *v, char *buf, size_t len);
 
 #endif

@@ -4,6 +4,7 @@
 #define LOG_SUBSYS "kvm"
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -28,7 +29,7 @@ static void kick_handler(int sig)
 
 static void install_kick_handler_once(void)
 {
-	struct sigaction sa = { .sa_handler = kick_handler };
+	struct sigaction sa = {.sa_handler = kick_handler};
 	sigemptyset(&sa.sa_mask);
 	sigaction(KICK_SIGNAL, &sa, NULL); /* no SA_RESTART: KVM_RUN must return */
 }
@@ -111,16 +112,16 @@ void kvm_vcpu_destroy(struct vcpu *v)
 static void flat_segment(struct kvm_segment *s, uint16_t sel, bool code, bool long64)
 {
 	*s = (struct kvm_segment){
-		.base = 0,
-		.limit = 0xffffffff,
-		.selector = sel,
-		.type = code ? 0xb : 0x3, /* execute/read accessed, or read/write accessed */
-		.present = 1,
-		.dpl = 0,
-		.db = long64 && code ? 0 : 1,
-		.s = 1,
-		.l = long64 && code,
-		.g = 1,
+	    .base = 0,
+	    .limit = 0xffffffff,
+	    .selector = sel,
+	    .type = code ? 0xb : 0x3, /* execute/read accessed, or read/write accessed */
+	    .present = 1,
+	    .dpl = 0,
+	    .db = long64 && code ? 0 : 1,
+	    .s = 1,
+	    .l = long64 && code,
+	    .g = 1,
 	};
 }
 
@@ -145,24 +146,24 @@ int kvm_vcpu_set_boot_state(struct vcpu *v, const struct boot_cpu_state *st)
 	if (long64) {
 		sregs.cr0 |= 0x80000000; /* PG */
 		sregs.cr3 = st->cr3;
-		sregs.cr4 |= 0x20;	/* PAE */
-		sregs.efer |= 0x500;	/* LME | LMA */
+		sregs.cr4 |= 0x20;   /* PAE */
+		sregs.efer |= 0x500; /* LME | LMA */
 	}
 	if (ioctl(vs->fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
 	struct kvm_regs regs = {
-		.rflags = 0x2,
-		.rip = st->rip,
-		.rsp = st->rsp,
-		.rax = st->rax,
-		.rbx = st->rbx,
-		.rsi = st->rsi,
+	    .rflags = 0x2,
+	    .rip = st->rip,
+	    .rsp = st->rsp,
+	    .rax = st->rax,
+	    .rbx = st->rbx,
+	    .rsi = st->rsi,
 	};
 	if (ioctl(vs->fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
 
-	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+	struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
 	if (ioctl(vs->fd, KVM_SET_FPU, &fpu) < 0)
 		return -errno;
 	return 0;
@@ -247,4 +248,42 @@ void kvm_vcpu_kick(struct vcpu *v)
 	vs->run->immediate_exit = 1;
 	if (atomic_load(&vs->has_thread))
 		pthread_kill(vs->thread, KICK_SIGNAL);
+}
+
+static int dump_seg(char *buf, size_t len, const char *name, const struct kvm_segment *s)
+{
+	return snprintf(buf, len, "%-3s=%04x %016llx %08x %02x%s%s%s\n", name, s->selector,
+			(unsigned long long)s->base, s->limit, s->type, s->present ? " P" : "",
+			s->l ? " L" : "", s->db ? " DB" : "");
+}
+
+int kvm_vcpu_dump(struct vcpu *v, char *buf, size_t len)
+{
+	struct kvm_vcpu_state *vs = v->priv;
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	if (!vs || ioctl(vs->fd, KVM_GET_REGS, &r) < 0 || ioctl(vs->fd, KVM_GET_SREGS, &s) < 0)
+		return -EIO;
+	size_t n = snprintf(buf, len,
+			    "CPU#%u\n"
+			    "RAX=%016llx RBX=%016llx RCX=%016llx RDX=%016llx\n"
+			    "RSI=%016llx RDI=%016llx RBP=%016llx RSP=%016llx\n"
+			    "R8 =%016llx R9 =%016llx R10=%016llx R11=%016llx\n"
+			    "R12=%016llx R13=%016llx R14=%016llx R15=%016llx\n"
+			    "RIP=%016llx RFL=%08llx\n",
+			    v->index, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8,
+			    r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags);
+	const struct kvm_segment *segs[] = {&s.es, &s.cs, &s.ss,  &s.ds,
+					    &s.fs, &s.gs, &s.ldt, &s.tr};
+	static const char *const names[] = {"ES", "CS", "SS", "DS", "FS", "GS", "LDT", "TR"};
+	for (unsigned i = 0; i < 8 && n < len; i++)
+		n += dump_seg(buf + n, len - n, names[i], segs[i]);
+	if (n < len)
+		n += snprintf(buf + n, len - n,
+			      "GDT=     %016llx %08x\nIDT=     %016llx %08x\n"
+			      "CR0=%08llx CR2=%016llx CR3=%016llx CR4=%08llx\nEFER=%016llx "
+			      "APIC_BASE=%016llx\n",
+			      s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit, s.cr0, s.cr2, s.cr3,
+			      s.cr4, s.efer, s.apic_base);
+	return n < len ? (int)n : (int)len - 1;
 }

@@ -8,6 +8,7 @@
 #define KESTREL_ACCEL_ACCEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/irq.h"
@@ -55,8 +56,8 @@ enum boot_cpu_mode {
 struct boot_cpu_state {
 	enum boot_cpu_mode mode;
 	uint64_t rip, rsp, rax, rbx, rsi;
-	uint64_t cr3;		   /* BOOT_MODE_LONG64 */
-	uint64_t gdt_base;	   /* a GDT in guest memory with flat code/data segments */
+	uint64_t cr3;	   /* BOOT_MODE_LONG64 */
+	uint64_t gdt_base; /* a GDT in guest memory with flat code/data segments */
 	uint16_t gdt_limit;
 	uint16_t code_sel, data_sel; /* selectors of those segments in that GDT */
 };
@@ -80,11 +81,13 @@ struct accel_ops {
 	int (*vcpu_run)(struct vcpu *v, struct vcpu_exit *exit);
 	/* Make a running vcpu_run return VCPU_EXIT_KICKED soon; safe from any thread. */
 	void (*vcpu_kick)(struct vcpu *v);
+	/* Print the vCPU's registers, like QEMU's "info registers" (vCPU stopped or parked). */
+	int (*vcpu_dump)(struct vcpu *v, char *buf, size_t len);
 };
 
 struct accel {
 	const struct accel_ops *ops;
-	unsigned nr_vcpus; /* what the machine asks for; set before init */
+	unsigned nr_vcpus;     /* what the machine asks for; set before init */
 	struct irq_router irq; /* where devices' interrupts go */
 	void *priv;	       /* the accelerator's own state */
 };

@@ -12,8 +12,6 @@ enum log_level log_get_level(void);
 /* Guest errors (a guest that programs a device wrongly) are logged only when enabled (-d guest-errors). */
 void log_set_guest_errors(bool on);
 bool log_guest_errors_enabled(void);
-/* Hook called before a line is written (the console uses it to leave raw mode cleanly). */
-void log_set_prefix_hook(void (*hook)(void));
 
 void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

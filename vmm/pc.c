@@ -1,0 +1,159 @@
+/* The "pc" machine: memory map, legacy devices, ACPI and SMBIOS tables, and direct kernel
+ * boot. It builds the machine a Linux guest expects from a PC, minus the firmware.
+ *
+ * Guest-physical memory map:
+ *   0x00000000 - low_ram_end      RAM (at most 3 GiB; the rest goes above 4 GiB)
+ *   0x0009fc00 - 0x000fffff       reserved in e820: EBDA, ACPI tables (0xe0000), SMBIOS (0xf0000)
+ *   0xc0000000 - 0xfebfffff       PCI hole (ECAM and BARs, with the PCI issue)
+ *   0xfec00000                    IOAPIC        0xfee00000  LAPIC
+ *   0xfffbc000 - 0xfffbffff       KVM's private pages (identity map, TSS)
+ *   0x100000000 -                 RAM above 4 GiB
+ */
+#define LOG_SUBSYS "pc"
+#include <errno.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "vmm/acpi.h"
+#include "vmm/vm.h"
+
+#define PC_PCI_HOLE_START 0xc0000000ULL
+#define PC_4G		  0x100000000ULL
+#define PC_KVM_PRIVATE	  0xfffbc000ULL
+#define PC_KVM_PRIVATE_SZ 0x4000ULL
+
+static uint64_t pc_clock_ns(void *opaque)
+{
+	struct vm *vm = opaque;
+	return vclock_now(&vm->clock);
+}
+
+static void pc_poweroff(void *opaque)
+{
+	vm_request(opaque, VM_REQ_POWEROFF, 0);
+}
+
+static void pc_reset(void *opaque)
+{
+	vm_request(opaque, VM_REQ_RESET, 0);
+}
+
+/* Port 0x80, the POST-code port: Linux writes it as an I/O delay. Reads float high. */
+static uint64_t port80_read(void *opaque, uint64_t off, unsigned size)
+{
+	return ~0ULL;
+}
+
+static void port80_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+}
+
+static const struct io_ops port80_ops = {.read = port80_read, .write = port80_write};
+
+static int pc_memory(struct vm *vm, struct error *err)
+{
+	uint64_t mem = vm->cfg.mem_size;
+	uint64_t low = mem < PC_PCI_HOLE_START ? mem : PC_PCI_HOLE_START;
+	int ret = gm_add_ram(&vm->mem, 0, low, "pc.ram");
+	if (!ret && mem > low)
+		ret = gm_add_ram(&vm->mem, PC_4G, mem - low, "pc.ram-high");
+	if (ret)
+		return error_set(err, ret, "cannot allocate %llu MiB of guest RAM: %s",
+				 (unsigned long long)(mem >> 20), strerror(-ret));
+	vm->low_ram_end = low;
+	return 0;
+}
+
+int pc_machine_create(struct vm *vm, struct error *err)
+{
+	int ret = pc_memory(vm, err);
+	if (ret)
+		return ret;
+
+	struct serial8250_backend be = console_backend(&vm->console);
+	serial8250_init(&vm->com1, SERIAL8250_COM1_BASE, SERIAL8250_COM1_IRQ, &vm->accel.irq, &be);
+	ret = serial8250_register(&vm->com1, &vm->pio);
+	if (ret)
+		return error_set(err, ret, "cannot register COM1");
+
+	struct acpi_pm_config pmc;
+	acpi_pm_config_default(&pmc);
+	pmc.irq = &vm->accel.irq;
+	pmc.clock_ns = pc_clock_ns;
+	pmc.clock_opaque = vm;
+	pmc.poweroff = pc_poweroff;
+	pmc.reset = pc_reset;
+	pmc.cb_opaque = vm;
+	ret = acpi_pm_init(&vm->pm, &pmc, &vm->pio);
+	if (ret)
+		return error_set(err, ret, "cannot register the ACPI PM registers");
+
+	ret = io_bus_register(&vm->pio, 0x80, 1, &port80_ops, NULL, "port80");
+	if (ret < 0)
+		return error_set(err, ret, "cannot register port 0x80");
+	return 0;
+}
+
+void pc_machine_reset(struct vm *vm)
+{
+	serial8250_reset(&vm->com1);
+	acpi_pm_reset(&vm->pm);
+}
+
+void pc_machine_destroy(struct vm *vm)
+{
+	acpi_pm_destroy(&vm->pm);
+	serial8250_destroy(&vm->com1);
+}
+
+static int pc_e820(struct vm *vm, struct e820_map *m)
+{
+	int ret = 0;
+	memset(m, 0, sizeof(*m));
+	ret |= e820_add(m, 0, BOOT_EBDA_START, E820_RAM);
+	ret |= e820_add(m, BOOT_EBDA_START, 0x100000 - BOOT_EBDA_START, E820_RESERVED);
+	ret |= e820_add(m, 0x100000, vm->low_ram_end - 0x100000, E820_RAM);
+	ret |= e820_add(m, PC_KVM_PRIVATE, PC_KVM_PRIVATE_SZ, E820_RESERVED);
+	if (vm->cfg.mem_size > vm->low_ram_end)
+		ret |= e820_add(m, PC_4G, vm->cfg.mem_size - vm->low_ram_end, E820_RAM);
+	return ret;
+}
+
+static int pc_acpi(struct vm *vm, uint64_t *rsdp, struct error *err)
+{
+	struct acpi_config ac;
+	acpi_config_pc_defaults(&ac, vm->nr_vcpus);
+	ac.pm1a_evt_port = vm->pm.cfg.evt_port;
+	ac.pm1a_cnt_port = vm->pm.cfg.cnt_port;
+	ac.pm_tmr_port = vm->pm.cfg.tmr_port;
+	ac.sci_irq = vm->pm.cfg.sci_gsi;
+	ac.reset_port = vm->pm.cfg.reset_port;
+	ac.reset_value = ACPI_PM_RESET_VALUE;
+	ac.s5_slp_typ = ACPI_PM_SLP_TYP_S5;
+	uint8_t *buf = gm_ptr(&vm->mem, BOOT_ACPI_ADDR, BOOT_ACPI_SIZE);
+	if (!buf)
+		return error_set(err, -ENOMEM, "guest RAM too small for ACPI tables");
+	int ret = acpi_build(&ac, buf, BOOT_ACPI_SIZE, BOOT_ACPI_ADDR, rsdp);
+	if (ret < 0)
+		return error_set(err, ret, "cannot build the ACPI tables: %s", strerror(-ret));
+	log_debug("ACPI tables: %d bytes at %#x", ret, BOOT_ACPI_ADDR);
+	return 0;
+}
+
+int pc_machine_load(struct vm *vm, struct boot_cpu_state *st, struct error *err)
+{
+	struct e820_map e820;
+	uint64_t rsdp = 0;
+	if (pc_e820(vm, &e820))
+		return error_set(err, -E2BIG, "memory map has too many entries");
+	int ret = pc_acpi(vm, &rsdp, err);
+	if (ret)
+		return ret;
+	struct boot_config bc = {
+	    .cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "",
+	    .rsdp_addr = rsdp,
+	    .e820 = &e820,
+	    .low_ram_end = vm->low_ram_end,
+	};
+	return boot_setup(&vm->mem, &bc, &vm->images, st, err);
+}
