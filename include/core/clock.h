@@ -50,4 +50,10 @@ bool vclock_paused(struct vclock *vc);
 /* Set guest time (snapshot restore). Keeps the paused/running state. */
 void vclock_set(struct vclock *vc, uint64_t guest_ns);
 
+struct state_buf;
+/* Guest time into / out of a snapshot stream. Load before the devices: their timers are
+ * re-armed against the restored clock. */
+int vclock_save(struct vclock *vc, struct state_buf *out);
+int vclock_load(struct vclock *vc, struct state_buf *in);
+
 #endif

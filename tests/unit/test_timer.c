@@ -7,7 +7,10 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include <errno.h>
+
 #include "core/clock.h"
+#include "core/state.h"
 #include "core/timer.h"
 
 static uint64_t fake_ns;
@@ -40,6 +43,17 @@ static void vclock_pause_resume(void **state)
 	vclock_pause(&vc);
 	vclock_set(&vc, 7);
 	assert_int_equal(vclock_now(&vc), 7);
+	/* Save/load round trip, and a stream that is cut short. */
+	struct state_buf sb, rd;
+	state_init_writer(&sb);
+	assert_int_equal(vclock_save(&vc, &sb), 0);
+	vclock_set(&vc, 99);
+	state_init_reader(&rd, sb.data, sb.len);
+	assert_int_equal(vclock_load(&vc, &rd), 0);
+	assert_int_equal(vclock_now(&vc), 7);
+	state_init_reader(&rd, sb.data, sb.len - 1);
+	assert_int_equal(vclock_load(&vc, &rd), -EINVAL);
+	state_free(&sb);
 	vclock_destroy(&vc);
 }
 
