@@ -705,7 +705,7 @@ void case_generate(struct tcase *c, uint64_t seed, uint64_t num, int cls)
 		return;
 	}
 	n = 1 + (int)rnd(&g, gc->max_insns ? (uint64_t)gc->max_insns : 3);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !g.done; i++) {
 		for (tries = 0; tries < 32; tries++) {
 			struct gen save = g;
 			int ninsn = c->n_insns, nmemu = c->n_memu;

@@ -43,7 +43,8 @@ struct gen {
 	int pbase, pindex;
 	bool rbp_bad; /* RBP no longer points into the stack area */
 	int stack_depth;
-	int aux; /* class-private */
+	int aux;   /* class-private */
+	bool done; /* an undefined value was produced: nothing may follow that could read it */
 };
 
 struct gen_class {

@@ -377,6 +377,7 @@ static int gen_shift(struct gen *g)
 				mark_mem_undef(g, &e.rm, bits / 8);
 			else
 				g->c->gpr_undef |= (uint16_t)(1u << e.rm.reg);
+			g->done = true;
 			return 0;
 		}
 		flags_set(g, FL_ALL6, FL_AF | (cnt != 1 ? FL_OF : 0));
@@ -815,8 +816,10 @@ static int gen_bitops(struct gen *g)
 			return -1;
 		if (chance(g, 20))
 			set_opnd_initial(g, &e.rm, bits, rex8, 0);
-		if (opnd_initial(g, &e.rm, bits, rex8) == 0)
+		if (opnd_initial(g, &e.rm, bits, rex8) == 0) {
 			g->c->gpr_undef |= (uint16_t)(1u << e.reg);
+			g->done = true;
+		}
 		flags_set(g, FL_ALL6, FL_ALL6 & ~FL_ZF);
 		return 0;
 	}

@@ -324,6 +324,8 @@ int gen_fxsave(struct gen *g)
 			m.ea = e.rm.ea + FX_USED;
 			mark_mem_undef(g, &m, 464 - FX_USED);
 		}
+		/* later loads could read those undefined bytes: FXSAVE ends the sequence */
+		g->done = true;
 		return 0;
 	case 1: /* fxrstor */
 		e.name = e.w ? "fxrstor64" : "fxrstor";
