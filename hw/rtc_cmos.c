@@ -242,18 +242,23 @@ static void update_irq(struct rtc_cmos *rtc, bool force)
 	}
 }
 
-/* Arm the timers for the enabled interrupts. */
+/* Arm the timers for the enabled interrupts. A flag that is already set stays set until
+ * the guest reads C, so its timer waits for that read (the read re-arms): a guest that
+ * leaves an 8 kHz periodic interrupt unacknowledged costs nothing. */
 static void rearm(struct rtc_cmos *rtc, int64_t now)
 {
+	uint8_t b = rtc->cmos[REG_B], c = rtc->cmos[REG_C];
 	uint64_t cycles = periodic_cycles(rtc);
-	if (cycles && (rtc->cmos[REG_B] & B_PIE)) {
+	if (cycles && (b & B_PIE) && !(c & C_PF)) {
 		int64_t next =
 		    periodic_tick_time(rtc, cycles, periodic_index(rtc, cycles, now) + 1);
 		timer_mod(&rtc->periodic_timer, (uint64_t)next);
 	} else {
 		timer_del(&rtc->periodic_timer);
 	}
-	if (clock_running(rtc) && (rtc->cmos[REG_B] & (B_UIE | B_AIE))) {
+	bool want_update = (b & B_UIE) && !(c & C_UF);
+	bool want_alarm = (b & B_AIE) && !(c & C_AF);
+	if (clock_running(rtc) && (want_update || want_alarm)) {
 		int64_t next = now - ns_into_second(rtc, now) + (int64_t)NSEC_PER_SEC;
 		timer_mod(&rtc->second_timer, (uint64_t)next);
 	} else {
@@ -364,6 +369,7 @@ static uint8_t read_reg(struct rtc_cmos *rtc, unsigned idx)
 		uint8_t v = rtc->cmos[REG_C];
 		rtc->cmos[REG_C] = 0;
 		update_irq(rtc, false);
+		rearm(rtc, now);
 		return v;
 	}
 	case REG_D:

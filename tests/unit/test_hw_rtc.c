@@ -201,8 +201,10 @@ static void periodic_interrupt(void **state)
 	assert_int_equal(cmos_read(f, 0x0c), 0xc0); /* IRQF | PF */
 	assert_false(f->rec.level[IRQ]);	    /* reading C lowers the line */
 	assert_int_equal(cmos_read(f, 0x0c), 0);
-	advance(f, 2 * SEC);
+	unsigned ran = advance(f, 2 * SEC);
 	assert_int_equal(f->rec.raises[IRQ], 2); /* stays high until C is read */
+	assert_int_equal(ran, 1);		 /* and the timer waits for that read */
+	assert_true(timer_list_next_deadline(&f->timers) == TIMER_NEVER);
 	cmos_read(f, 0x0c);
 	/* 1024 Hz: 10 ms is about 10 ticks, each raising the line after a C read. */
 	cmos_write(f, 0x0a, 0x26);
