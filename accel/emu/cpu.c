@@ -498,7 +498,8 @@ void emu_cpuid(const struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint3
 		out[0] = 0x80000008;
 		break;
 	case 0x80000001:
-		out[2] = (1u << 0) | (1u << 5); /* LAHF/SAHF in 64-bit mode, LZCNT */
+		/* LAHF/SAHF in 64-bit mode, LZCNT, misaligned SSE mode (MXCSR.MM) */
+		out[2] = (1u << 0) | (1u << 5) | (1u << 7);
 		out[3] =
 		    (1u << 11) | (1u << 20) | (1u << 27) | (1u << 29); /* SYSCALL NX RDTSCP LM */
 		break;

@@ -1096,26 +1096,34 @@ HANDLER(op_leave)
 
 /* --- control transfer --- */
 
+/* A branch to a non-canonical address faults at the branch (#GP(0)). */
+static inline uint64_t target(struct emu_cpu *cpu, const struct insn *in, uint64_t t)
+{
+	return emu_canon(cpu, in, t, false);
+}
+
 HANDLER(op_jmp)
 {
-	dispatch_jump(cpu, in, in->imm);
+	cpu->rip = target(cpu, in, in->imm);
 }
 
 HANDLER(op_jcc)
 {
-	cpu->rip = emu_cond(cpu, in->op2) ? in->imm : next_rip(in);
+	cpu->rip = emu_cond(cpu, in->op2) ? target(cpu, in, in->imm) : next_rip(in);
 }
 
 HANDLER(op_jmp_e)
 {
-	uint64_t t = rd_e(cpu, in, 8);
+	uint64_t t = target(cpu, in, rd_e(cpu, in, 8));
 	cpu->rip = t;
 }
 
 HANDLER(op_call)
 {
 	uint64_t sp;
-	void *p = push_slot(cpu, in, 8, &sp);
+	void *p;
+	target(cpu, in, in->imm);
+	p = push_slot(cpu, in, 8, &sp);
 	emu_st_ptr(p, next_rip(in), 8);
 	cpu->gpr[EMU_RSP] = sp;
 	cpu->rip = in->imm;
@@ -1123,7 +1131,7 @@ HANDLER(op_call)
 
 HANDLER(op_call_e)
 {
-	uint64_t t = rd_e(cpu, in, 8), sp;
+	uint64_t t = target(cpu, in, rd_e(cpu, in, 8)), sp;
 	void *p = push_slot(cpu, in, 8, &sp);
 	emu_st_ptr(p, next_rip(in), 8);
 	cpu->gpr[EMU_RSP] = sp;
@@ -1132,7 +1140,7 @@ HANDLER(op_call_e)
 
 HANDLER(op_ret)
 {
-	uint64_t t = pop_peek(cpu, in, 8);
+	uint64_t t = target(cpu, in, pop_peek(cpu, in, 8));
 	cpu->gpr[EMU_RSP] += 8 + in->imm;
 	cpu->rip = t;
 }
@@ -1157,7 +1165,7 @@ HANDLER(op_loop)
 		else if (in->op == 1)
 			take = take && emu_cond(cpu, 4);
 	}
-	cpu->rip = take ? in->imm : next_rip(in);
+	cpu->rip = take ? target(cpu, in, in->imm) : next_rip(in);
 }
 
 /* --- string operations --- */

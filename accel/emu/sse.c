@@ -26,7 +26,7 @@ enum { M128A, M128U, M64, M32, M16, M8 };
 #define SF_MMXHI  0x08 /* MMX unpack-high: use the high halves */
 #define SF_SRCGPR 0x10 /* source is a general register (cvtsi2ss) */
 
-#define MXCSR_MASK 0xffffu
+#define MXCSR_MM 0x20000u
 
 static inline v2di *xr(struct emu_cpu *cpu, unsigned r)
 {
@@ -65,7 +65,8 @@ static void mmx_check(struct emu_cpu *cpu, const struct insn *in)
 static uint64_t mem_addr_aligned(struct emu_cpu *cpu, const struct insn *in, unsigned align)
 {
 	uint64_t a = emu_ea(cpu, in);
-	if (a & (align - 1))
+	/* MXCSR.MM (AMD misaligned SSE mode) lifts the alignment check */
+	if ((a & (align - 1)) && !(cpu->mxcsr & MXCSR_MM))
 		emu_raise(cpu, in, EXC_GP, 0, true);
 	return a;
 }
@@ -136,6 +137,8 @@ static void fp_commit(struct emu_cpu *cpu, const struct insn *in, uint32_t flags
 	}
 	if (unmasked & 0x07)
 		flags &= 0x07;
+	else if ((unmasked & 0x18) && (cpu->mxcsr & 0x1000))
+		flags &= ~0x20u; /* as the hardware reports it: no PE with PM masked */
 	cpu->mxcsr |= flags;
 	emu_raise(cpu, in, (cpu->cr4 & 0x400) ? EXC_XM : EXC_UD, 0, false);
 }
@@ -1257,7 +1260,7 @@ HANDLER(op_ldmxcsr)
 	uint32_t v;
 	emu_sse_check(cpu, in);
 	v = (uint32_t)emu_ld(cpu, in, emu_ea(cpu, in), 4);
-	if (v & ~MXCSR_MASK)
+	if (v & ~EMU_MXCSR_MASK)
 		emu_raise(cpu, in, EXC_GP, 0, true);
 	cpu->mxcsr = v;
 	dispatch_next(cpu, in);

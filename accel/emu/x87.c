@@ -112,7 +112,7 @@ static void to_fxarea(const struct emu_cpu *cpu, struct fxarea *fx)
 	fx->fip = cpu->fip;
 	fx->fdp = cpu->fdp;
 	fx->mxcsr = cpu->mxcsr;
-	fx->mxcsr_mask = 0xffff;
+	fx->mxcsr_mask = EMU_MXCSR_MASK;
 }
 
 /* registers, TOP and tags from an FXSAVE area (not FCW, pointers or MXCSR) */
@@ -196,7 +196,7 @@ HANDLER(op_x87)
 		dispatch_next(cpu, in);
 		return;
 	case X_FLDCW:
-		cpu->fcw = (uint16_t)(emu_ld_ptr(buf, 2) | 0x40);
+		cpu->fcw = (uint16_t)((emu_ld_ptr(buf, 2) & 0x1f3f) | 0x40);
 		/* unmasking a pending exception makes it pending for #MF */
 		if (cpu->fsw & 0x3f & ~cpu->fcw)
 			cpu->fsw |= FSW_ES | FSW_B;
@@ -224,7 +224,6 @@ HANDLER(op_x87)
 				    (uint16_t)((cpu->ftw & ~(3u << (2 * top))) | (2u << (2 * top)));
 			}
 		} else {
-			cpu->fsw &= (uint16_t)~FSW_C1;
 			if (emu_cond(cpu, in->ib)) {
 				memcpy(cpu->fpr[top], cpu->fpr[src], 16);
 				cpu->ftw = (uint16_t)((cpu->ftw & ~(3u << (2 * top))) |
@@ -259,7 +258,7 @@ HANDLER(op_x87)
 			cpu->fcw |= 0x3f;
 			break;
 		case 2: /* FLDENV, FRSTOR: control word and pointers from memory */
-			cpu->fcw = (uint16_t)(emu_ld_ptr(buf, 2) | 0x40);
+			cpu->fcw = (uint16_t)((emu_ld_ptr(buf, 2) & 0x1f3f) | 0x40);
 			cpu->fip = emu_ld_ptr(buf + 12, 4);
 			cpu->fop = (uint16_t)((emu_ld_ptr(buf + 16, 4) >> 16) & 0x7ff);
 			cpu->fdp = emu_ld_ptr(buf + 20, 4);
@@ -302,8 +301,14 @@ HANDLER(op_x87)
 			cpu->rflags |= FL_ZF;
 	}
 	if (unmasked & 0x07) {
-		/* unmasked invalid, denormal or zero-divide: no result, exception pending */
-		cpu->fsw = (uint16_t)(old_fsw | raised | FSW_ES | FSW_B);
+		/* unmasked invalid, denormal or zero-divide: no result, exception pending;
+		 * only the flags detected before computing are raised */
+		cpu->fsw = (uint16_t)((old_fsw & ~FSW_C1) | (raised & 0x47) | FSW_ES | FSW_B);
+		if (raised & 0x40) /* stack fault: C1 tells overflow from underflow */
+			cpu->fsw |= fx.fsw & FSW_C1;
+		/* compares still report "unordered" */
+		cpu->fsw = (uint16_t)((cpu->fsw & ~(FSW_C0 | FSW_C2 | FSW_C3)) |
+				      (fx.fsw & (FSW_C0 | FSW_C2 | FSW_C3)));
 		set_pointers(cpu, in, addr);
 		dispatch_next(cpu, in);
 		return;
@@ -345,9 +350,9 @@ HANDLER(op_fxsave)
 	if (in->op) {
 		/* FXRSTOR */
 		memcpy(&fx, p, 512);
-		if (fx.mxcsr & ~0xffffu)
+		if (fx.mxcsr & ~EMU_MXCSR_MASK)
 			emu_raise(cpu, in, EXC_GP, 0, true);
-		cpu->fcw = fx.fcw;
+		cpu->fcw = (fx.fcw & 0x1f3f) | 0x40; /* bits 13-15 read as 0, bit 6 as 1 */
 		from_fxarea_regs(cpu, &fx);
 		cpu->fsw = fx.fsw & ~0x3800;
 		cpu->fop = fx.fop & 0x7ff;
@@ -364,9 +369,10 @@ HANDLER(op_fxsave)
 		memcpy(&fx, p, 512); /* reserved and available bytes are left as they are */
 		to_fxarea(cpu, &fx);
 		if (!(in->pfx & PFX_REXW)) {
-			/* 32-bit pointer format: offset and selector */
-			fx.fip = (uint32_t)cpu->fip | ((uint64_t)cpu->seg[EMU_CS].selector << 32);
-			fx.fdp = (uint32_t)cpu->fdp | ((uint64_t)cpu->seg[EMU_DS].selector << 32);
+			/* 32-bit pointer format: offsets, and FCS/FDS stored as zero (deprecated,
+			 * as current CPUs do) */
+			fx.fip = (uint32_t)cpu->fip;
+			fx.fdp = (uint32_t)cpu->fdp;
 		}
 		memcpy(fx.xmm, cpu->xmm, sizeof(fx.xmm));
 		memcpy(p, &fx, 416);

@@ -120,6 +120,9 @@ struct emu_region {
 	bool writable;
 };
 
+/* MXCSR bits that can be written: as this AMD-style CPU has them, with DAZ and MM. */
+#define EMU_MXCSR_MASK 0x2ffffu
+
 #define EMU_MAX_REGIONS 16
 #define EMU_HASH_BITS	14
 #define EMU_ARENA_SIZE	(32u << 20)
