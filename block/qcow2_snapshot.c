@@ -443,7 +443,8 @@ int qcow2_snapshot_create(struct blk *b, const char *name)
 		ret = -ENOMEM;
 		goto out;
 	}
-	memcpy(n, s->snaps, s->nb_snaps * sizeof(*n));
+	if (s->nb_snaps)
+		memcpy(n, s->snaps, s->nb_snaps * sizeof(*n));
 	struct qcow2_snapshot *sn = &n[s->nb_snaps];
 	unsigned long max_id = 0;
 	for (uint32_t i = 0; i < s->nb_snaps; i++) {

@@ -136,14 +136,14 @@ static int do_verify(const char *img, const char *logp)
 	uint64_t *id = calloc(nsec, 8);
 	char *kind = calloc(nsec, 1);
 	uint8_t *unc = calloc(nsec, 1);
-	FILE *f = fopen(logp, "r");
-	if (!f || !id || !kind || !unc)
+	if (!id || !kind || !unc)
 		return 1;
+	FILE *f = fopen(logp, "r"); /* missing: the writer was killed before its first op */
 	struct op *pend = NULL;
 	size_t np = 0, cap = 0;
 	char line[256];
 	uint64_t flushes = 0, ops = 0;
-	while (fgets(line, sizeof(line), f)) {
+	while (f && fgets(line, sizeof(line), f)) {
 		if (!strchr(line, '\n'))
 			break; /* torn last line */
 		if (line[0] == 'S' || line[0] == 'K') {
@@ -176,7 +176,8 @@ static int do_verify(const char *img, const char *logp)
 			ops++;
 		}
 	}
-	fclose(f);
+	if (f)
+		fclose(f);
 	/* Ops after the last flush of the run that was just killed. */
 	for (size_t i = 0; i < np; i++)
 		for (uint64_t k = 0; k < pend[i].n; k++)
@@ -211,6 +212,11 @@ static int do_verify(const char *img, const char *logp)
 		}
 	}
 	blk_close(b);
+	free(buf);
+	free(pend);
+	free(id);
+	free(kind);
+	free(unc);
 	printf("verify: %" PRIu64 " ops, %" PRIu64 " flushes, %" PRIu64 " sectors checked, %" PRIu64
 	       " lost\n",
 	       ops, flushes, checked, bad);
