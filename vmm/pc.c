@@ -15,6 +15,7 @@
 
 #include "util/log.h"
 #include "vmm/acpi.h"
+#include "vmm/smbios.h"
 #include "vmm/vm.h"
 
 #define PC_PCI_HOLE_START 0xc0000000ULL
@@ -38,17 +39,12 @@ static void pc_reset(void *opaque)
 	vm_request(opaque, VM_REQ_RESET, 0);
 }
 
-/* Port 0x80, the POST-code port: Linux writes it as an I/O delay. Reads float high. */
-static uint64_t port80_read(void *opaque, uint64_t off, unsigned size)
+static void pc_debug_exit(void *opaque, int code)
 {
-	return ~0ULL;
+	vm_request(opaque, VM_REQ_EXIT, code);
 }
 
-static void port80_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
-{
-}
-
-static const struct io_ops port80_ops = {.read = port80_read, .write = port80_write};
+static const struct i8042_ops pc_i8042_ops = {.reset = pc_reset};
 
 static int pc_memory(struct vm *vm, struct error *err)
 {
@@ -88,8 +84,25 @@ int pc_machine_create(struct vm *vm, struct error *err)
 	if (ret)
 		return error_set(err, ret, "cannot register the ACPI PM registers");
 
-	ret = io_bus_register(&vm->pio, 0x80, 1, &port80_ops, NULL, "port80");
-	if (ret < 0)
+	i8042_init(&vm->kbd, &vm->accel.irq, &pc_i8042_ops, vm);
+	ret = i8042_register(&vm->kbd, &vm->pio);
+	if (ret)
+		return error_set(err, ret, "cannot register the i8042");
+
+	rtc_cmos_init(&vm->rtc, &vm->clock, &vm->timers, &vm->accel.irq, RTC_CMOS_HOST_TIME);
+	rtc_cmos_set_mem_size(&vm->rtc, vm->low_ram_end, vm->cfg.mem_size - vm->low_ram_end);
+	ret = rtc_cmos_register(&vm->rtc, &vm->pio);
+	if (ret)
+		return error_set(err, ret, "cannot register the RTC");
+
+	if (vm->cfg.debug_exit) {
+		debug_exit_init(&vm->debug_exit, DEBUG_EXIT_PORT, pc_debug_exit, vm);
+		ret = debug_exit_register(&vm->debug_exit, &vm->pio);
+		if (ret)
+			return error_set(err, ret, "cannot register the debug-exit port");
+	}
+	ret = port80_register(&vm->pio);
+	if (ret)
 		return error_set(err, ret, "cannot register port 0x80");
 	return 0;
 }
@@ -98,10 +111,14 @@ void pc_machine_reset(struct vm *vm)
 {
 	serial8250_reset(&vm->com1);
 	acpi_pm_reset(&vm->pm);
+	i8042_reset(&vm->kbd);
+	rtc_cmos_reset(&vm->rtc); /* keeps the time and CMOS RAM, as a real reset does */
 }
 
 void pc_machine_destroy(struct vm *vm)
 {
+	rtc_cmos_destroy(&vm->rtc);
+	i8042_destroy(&vm->kbd);
 	acpi_pm_destroy(&vm->pm);
 	serial8250_destroy(&vm->com1);
 }
@@ -140,6 +157,22 @@ static int pc_acpi(struct vm *vm, uint64_t *rsdp, struct error *err)
 	return 0;
 }
 
+static int pc_smbios(struct vm *vm, struct error *err)
+{
+	struct smbios_config sc;
+	smbios_config_defaults(&sc);
+	sc.cores = vm->nr_vcpus;
+	sc.ram_below_4g = vm->low_ram_end;
+	sc.ram_above_4g = vm->cfg.mem_size - vm->low_ram_end;
+	uint8_t *buf = gm_ptr(&vm->mem, BOOT_SMBIOS_ADDR, BOOT_SMBIOS_SIZE);
+	if (!buf)
+		return error_set(err, -ENOMEM, "guest RAM too small for SMBIOS tables");
+	int ret = smbios_build(&sc, buf, BOOT_SMBIOS_SIZE, BOOT_SMBIOS_ADDR);
+	if (ret < 0)
+		return error_set(err, ret, "cannot build the SMBIOS tables: %s", strerror(-ret));
+	return 0;
+}
+
 int pc_machine_load(struct vm *vm, struct boot_cpu_state *st, struct error *err)
 {
 	struct e820_map e820;
@@ -147,6 +180,8 @@ int pc_machine_load(struct vm *vm, struct boot_cpu_state *st, struct error *err)
 	if (pc_e820(vm, &e820))
 		return error_set(err, -E2BIG, "memory map has too many entries");
 	int ret = pc_acpi(vm, &rsdp, err);
+	if (!ret)
+		ret = pc_smbios(vm, err);
 	if (ret)
 		return ret;
 	struct boot_config bc = {

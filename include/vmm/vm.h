@@ -19,6 +19,9 @@
 #include "core/io_bus.h"
 #include "core/timer.h"
 #include "hw/acpi_pm.h"
+#include "hw/debug_exit.h"
+#include "hw/i8042.h"
+#include "hw/rtc_cmos.h"
 #include "hw/serial8250.h"
 #include "vmm/boot.h"
 #include "vmm/console.h"
@@ -75,7 +78,9 @@ struct vm {
 	/* Devices of the pc machine (vmm/pc.c) */
 	struct serial8250 com1;
 	struct acpi_pm pm;
-	void *machine; /* more device state owned by the machine */
+	struct i8042 kbd;
+	struct rtc_cmos rtc;
+	struct debug_exit debug_exit;
 
 	/* Run control */
 	pthread_mutex_t run_lock;
