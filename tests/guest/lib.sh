@@ -78,12 +78,15 @@ kt_get() {
 	sed -n "s/.*KT $2=//p" "$1" | tail -n 1
 }
 
-# kt_ran NAME LOG [EXPECTED_RC]: the run's verdict as one TAP line; false when it failed.
+# kt_ran NAME LOG [EXPECTED_RC [TIMEOUT_HINT]]: the run's verdict as one TAP line; false when it
+# failed.
 # A run that timed out or exited with another status than EXPECTED_RC (default 0) fails.
 kt_ran() {
 	_want=${3:-0}
 	if [ "$KT_TIMEDOUT" = 1 ]; then
-		if grep -q KESTREL-INIT-START "$2"; then
+		if [ -n "${4:-}" ]; then
+			kt_fail "$1: timed out after ${KT_TIMEOUT}s ($4)"
+		elif grep -q KESTREL-INIT-START "$2"; then
 			kt_fail "$1: timed out after ${KT_TIMEOUT}s (guest reached /init, did not power off)"
 		else
 			kt_fail "$1: timed out after ${KT_TIMEOUT}s (guest never reached /init)"
@@ -205,7 +208,7 @@ kt_multiboot_case() {
 		kt_vm "$_log" qemu $KT_QEMU_ARGS -m 64 -kernel "$_elf" \
 			-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	fi
-	kt_ran "$_name" "$_log" 67
+	kt_ran "$_name" "$_log" 67 "the VMM did not exit on the debug-exit write"
 	_r=$?
 	if grep -q "KESTREL-MULTIBOOT hello" "$_log"; then
 		kt_ok "$_name: the kernel's line on COM1 reached stdout"

@@ -6,7 +6,7 @@
 #     -q            carry QEMU (binary, libraries, firmware) into L1 even if no case asks
 #                   (a case asks with a "# kt-needs: qemu" line)
 #     -i SCRIPT     interactive: no cases; L1 runs SCRIPT (sh) with the console as its terminal
-#     -t SECONDS    time limit for the whole L1 run (default 120 + 240 per case)
+#     -t SECONDS    time limit for the whole L1 run (default 120 + 400 per case)
 #
 # The L1 guest is Debian's kernel (the test guest's own vmlinuz) under
 #   qemu-system-x86_64 -accel tcg -cpu EPYC,+svm -smp 2 -m 4096
@@ -41,7 +41,7 @@ while getopts "f:qi:t:" opt; do
 done
 shift $((OPTIND - 1))
 cases=("$@")
-[ -n "$limit" ] || limit=$((120 + 240 * ${#cases[@]}))
+[ -n "$limit" ] || limit=$((120 + 400 * ${#cases[@]}))
 
 fail() { echo "not ok - nested L1: $*"; }
 mkdir -p "$NDIR" "$ART"
@@ -102,7 +102,7 @@ envfile=$NDIR/l1-env
 	echo "export KESTREL=/opt/kt/kestrel KT_GUEST=/opt/kt/guest KT_ART=/opt/kt/art"
 	echo "export KT_LIB=/opt/kt/lib.sh KT_TAP=/opt/kt/tap.sh KT_FILES=/opt/kt/files"
 	echo "export KT_QEMU=/usr/bin/qemu-system-x86_64 KT_IN_L1=1"
-	echo "export KT_TIMEOUT=${KT_TIMEOUT:-90}"
+	echo "export KT_TIMEOUT=${KT_TIMEOUT:-180}"
 	echo "export KT_QEMU_ARGS='-accel kvm -M pc -nodefaults -no-user-config -display none -serial stdio'"
 	for v in KESTREL_LONG KT_FULL_REFERENCE ${KT_PASS_ENV:-}; do
 		[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
@@ -167,6 +167,12 @@ grep -v "doesn't support requested feature" "$log.err" >"$log.err.tmp"
 mv "$log.err.tmp" "$log.err"
 
 # --- report -------------------------------------------------------------------------------------
+# Logs the cases left in L1 are rebuilt under $NDIR/out/<case>/ (same layout as a native run).
+rm -rf "$NDIR/out"
+awk -v dir="$NDIR/out" '/^KT-LOG / {
+	f = dir "/" $2
+	if (!(f in seen)) { seen[f] = 1; d = f; sub(/\/[^\/]*$/, "", d); system("mkdir -p \"" d "\"") }
+	sub(/^KT-LOG [^ ]* ?/, ""); print > f }' "$log"
 sed -n 's/^KT-OUT //p' "$log"
 # a case that exited non-zero without saying "not ok" still failed
 while read -r _ name rc; do
@@ -177,7 +183,7 @@ done < <(grep '^KT-CASE-RC ' "$log")
 
 diag() { sed 's/^/# /'; }
 if grep -q '^KT-L1-END status=0' "$log"; then
-	echo "# nested L1: all cases ran (L1 up for ${secs}s; console log $log)"
+	echo "# nested L1: all cases ran (L1 up for ${secs}s; console log $log; L2 logs in $NDIR/out/)"
 	exit 0
 fi
 if ! grep -q '^KT-L1-START' "$log"; then
