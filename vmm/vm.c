@@ -270,14 +270,10 @@ static int accel_setup(struct vm *vm, struct error *err)
 	return 0;
 }
 
-/* Fresh RAM, firmware tables and kernel, boot vCPU registers. */
-static int load_and_boot(struct vm *vm, struct error *err)
+/* Fresh RAM, firmware tables and kernel, then the boot vCPU's registers. */
+static int set_boot_state(struct vm *vm, const struct boot_cpu_state *st, struct error *err)
 {
-	struct boot_cpu_state st;
-	int ret = pc_machine_load(vm, &st, err);
-	if (ret)
-		return ret;
-	ret = vm->accel.ops->vcpu_set_boot_state(&vm->vcpus[0].vcpu, &st);
+	int ret = vm->accel.ops->vcpu_set_boot_state(&vm->vcpus[0].vcpu, st);
 	if (ret)
 		return error_set(err, ret, "cannot set the boot vCPU's registers: %s",
 				 strerror(-ret));
@@ -301,9 +297,12 @@ static int vm_reset(struct vm *vm)
 	zero_ram(vm);
 	pc_machine_reset(vm);
 	vm->reset_count++;
-	int ret = accel_setup(vm, &err);
+	struct boot_cpu_state st;
+	int ret = pc_machine_load(vm, &st, &err);
 	if (!ret)
-		ret = load_and_boot(vm, &err);
+		ret = accel_setup(vm, &err);
+	if (!ret)
+		ret = set_boot_state(vm, &st, &err);
 	if (!ret)
 		ret = start_vcpus(vm);
 	if (ret) {
@@ -448,13 +447,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct error *err)
 	pthread_cond_init(&vm->run_cond, NULL);
 	prctl(PR_SET_NAME, "kestrel");
 
-	/* Cheap checks on the user's files before anything heavy. */
+	/* The user's files and the guest's layout are checked before the accelerator is
+	 * chosen, so a bad option gets its own message whatever the host can run. */
 	ret = boot_images_load(&vm->images, cfg->kernel, cfg->initrd, err);
 	if (ret)
 		return ret;
-	ret = select_accel(vm, err);
-	if (ret)
-		goto err_images;
 	vm->accel.nr_vcpus = vm->nr_vcpus;
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
@@ -483,10 +480,17 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct error *err)
 	ret = pc_machine_create(vm, err);
 	if (ret)
 		goto err_console;
+	struct boot_cpu_state st;
+	ret = pc_machine_load(vm, &st, err);
+	if (ret)
+		goto err_machine;
+	ret = select_accel(vm, err);
+	if (ret)
+		goto err_machine;
 	ret = accel_setup(vm, err);
 	if (ret)
 		goto err_machine;
-	ret = load_and_boot(vm, err);
+	ret = set_boot_state(vm, &st, err);
 	if (ret)
 		goto err_accel;
 	return 0;
@@ -497,6 +501,7 @@ err_machine:
 	pc_machine_destroy(vm);
 err_console:
 	console_close(&vm->console);
+	gm_destroy(&vm->mem);
 err_loop:
 	if (vm->request_fd >= 0)
 		close(vm->request_fd);

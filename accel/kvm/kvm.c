@@ -18,6 +18,23 @@
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
 #define KVM_TSS_ADDR	      0xfffbd000ULL
 
+/* Whether the CPU advertises hardware virtualisation. A /dev/kvm without it is a
+ * software-only KVM (PVM and the like) that cannot boot a stock kernel: a guest started on
+ * it makes no progress, so it must not be picked as if it were the real thing. */
+static bool cpu_has_hw_virt(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[4096];
+	bool found = false;
+	if (!f)
+		return true; /* cannot tell: let KVM itself decide */
+	while (!found && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "flags", 5))
+			found = strstr(line, " vmx") || strstr(line, " svm");
+	fclose(f);
+	return found;
+}
+
 int kvm_available(char *why, unsigned long why_len)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -34,6 +51,12 @@ int kvm_available(char *why, unsigned long why_len)
 	close(fd);
 	if (version != KVM_API_VERSION) {
 		snprintf(why, why_len, "/dev/kvm: unsupported KVM API version %d", version);
+		return -ENOTSUP;
+	}
+	if (!cpu_has_hw_virt()) {
+		snprintf(why, why_len,
+			 "/dev/kvm exists but the CPU has no VMX or SVM, so it is a "
+			 "software-only KVM that cannot run a stock kernel");
 		return -ENOTSUP;
 	}
 	return 0;

@@ -1,0 +1,94 @@
+#!/bin/bash
+# kestrel run: every bad input gets one clear line on stderr and exit code 1, never a crash.
+# Runs on any host: the checks happen before an accelerator is needed.
+. "$(dirname "$0")/../lib/tap.sh"
+K=${KESTREL:?}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+KERNEL=${KESTREL_BUILD:?}/guest/vmlinuz
+
+# expect_error NAME PATTERN ARGS...: exit 1, exactly one stderr line, matching PATTERN.
+expect_error() {
+	local name=$1 pattern=$2
+	shift 2
+	"$K" "$@" >"$T/out" 2>"$T/err" </dev/null
+	local rc=$? lines
+	lines=$(wc -l <"$T/err")
+	if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && grep -qE -- "$pattern" "$T/err"; then
+		tap_ok "$name"
+	else
+		tap_fail "$name: exit $rc, $lines stderr line(s): $(head -c 300 "$T/err")"
+	fi
+}
+
+"$K" >"$T/out" 2>"$T/err" </dev/null
+rc=$?
+if [ $rc -eq 1 ] && grep -q "Usage: kestrel COMMAND" "$T/err"; then tap_ok "no command: usage, exit 1"; else
+	tap_fail "no command: exit $rc"; fi
+expect_error "unknown command" "unknown command 'frobnicate'" frobnicate
+expect_error "run without --kernel" "no kernel given" run
+expect_error "missing kernel file" "cannot open kernel '$T/nope': No such file" run --kernel "$T/nope"
+expect_error "kernel is a directory" "is not a regular file" run --kernel "$T"
+: >"$T/empty"
+expect_error "empty kernel" "kernel '$T/empty' is empty" run --kernel "$T/empty"
+head -c 100000 /dev/urandom >"$T/random"
+expect_error "not a kernel" "is not a kernel Kestrel can boot" run --kernel "$T/random"
+# A setup header that claims a bzImage but stops right after it.
+python3 - "$T/trunc" <<'PY'
+import sys, struct
+b = bytearray(0x264)
+b[0x1fe:0x200] = b"\x55\xaa"; b[0x202:0x206] = b"HdrS"
+struct.pack_into("<H", b, 0x206, 0x20f); b[0x1f1] = 4; b[0x201] = 0x62
+b[0x236] = 1  # xloadflags: 64-bit entry
+open(sys.argv[1], "wb").write(b)
+PY
+expect_error "truncated bzImage" "no protected-mode kernel|truncated" run --kernel "$T/trunc"
+python3 - "$T/old" <<'PY'
+import sys, struct
+b = bytearray(0x4000)
+b[0x1fe:0x200] = b"\x55\xaa"; b[0x202:0x206] = b"HdrS"
+struct.pack_into("<H", b, 0x206, 0x204); b[0x1f1] = 4; b[0x201] = 0x62
+open(sys.argv[1], "wb").write(b)
+PY
+expect_error "32-bit-only bzImage" "boot protocol 2.04 without a 64-bit entry" run --kernel "$T/old"
+if [ "$(id -u)" -ne 0 ]; then
+	cp "$T/random" "$T/unreadable" && chmod 000 "$T/unreadable"
+	expect_error "unreadable kernel" "Permission denied" run --kernel "$T/unreadable"
+else
+	tap_skip "unreadable kernel" "running as root, which can read any file"
+fi
+expect_error "unknown option" "unknown option '--bogus'" run --bogus
+expect_error "option without its value" "option '--mem' needs a value" run --kernel "$T/random" --mem
+expect_error "--mem not a size" "--mem: 'lots' is not a size" run --kernel "$T/random" --mem lots
+expect_error "--mem too small" "--mem 1M is too small" run --kernel "$T/random" --mem 1M
+expect_error "--mem too large" "--mem 2T is too large" run --kernel "$T/random" --mem 2T
+expect_error "--cpus 0" "--cpus: '0' is not a number of vCPUs between 1 and 256" run --kernel "$T/random" --cpus 0
+expect_error "--cpus not a number" "--cpus: 'two'" run --kernel "$T/random" --cpus two
+expect_error "--cpus above the limit" "--cpus: '300'" run --kernel "$T/random" --cpus 300
+expect_error "--accel unknown" "unknown accelerator 'xen'" run --kernel "$T/random" --accel xen
+expect_error "--console unknown" "--console: 'tty9'" run --kernel "$T/random" --console tty9
+expect_error "stray argument" "unexpected argument 'extra'" run --kernel "$T/random" extra
+
+if [ -f "$KERNEL" ]; then
+	expect_error "missing initrd" "cannot open initrd '$T/nope'" \
+		run --kernel "$KERNEL" --initrd "$T/nope"
+	head -c $((120 << 20)) /dev/zero >"$T/big-initrd"
+	expect_error "initrd larger than memory" "initrd \(120 MiB\) does not fit" \
+		run --kernel "$KERNEL" --initrd "$T/big-initrd" --mem 100M
+	expect_error "kernel larger than memory" "kernel needs [0-9]+ MiB" run --kernel "$KERNEL" --mem 16M
+	expect_error "command line too long" "kernel command line is 5000 bytes" \
+		run --kernel "$KERNEL" --cmdline "$(head -c 5000 /dev/zero | tr '\0' x)"
+	expect_error "console file in a missing directory" "cannot open console file" \
+		run --kernel "$KERNEL" --console "file:$T/no/such/dir/log"
+else
+	for n in "missing initrd" "initrd larger than memory" "kernel larger than memory" "command line too long" \
+		"console file in a missing directory"; do
+		tap_skip "$n" "no test guest kernel at $KERNEL (make guest)"
+	done
+fi
+
+"$K" --version >"$T/out" 2>&1
+tap_check "--version prints the version" grep -qE '^kestrel [0-9]+\.[0-9]+' "$T/out"
+"$K" run --help >"$T/out" 2>&1
+tap_check "run --help lists the options" grep -q -- '--no-reboot' "$T/out"
+tap_done
