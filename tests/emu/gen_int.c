@@ -57,6 +57,9 @@ static void set_reg_initial(struct gen *g, int r, int bits, bool rex8, uint64_t 
 	int gp = gpr_of(r, bits, rex8);
 	uint64_t *p = &g->c->in.gpr[gp];
 
+	/* the stack and address registers keep their pointers */
+	if (!reg_writable(g, gp))
+		return;
 	if (bits == 8 && !rex8 && r >= 4 && r < 8)
 		*p = (*p & ~0xff00ULL) | (v & 0xff) << 8;
 	else

@@ -155,6 +155,10 @@ static int compare(const struct tcase *c, const struct outcome *ref, const struc
 			diff_add(d, "fcw native %#x emulator %#x", fa, fb);
 		memcpy(&fa, a + FX_FSW, 2);
 		memcpy(&fb, b + FX_FSW, 2);
+		/* An unmasked x87 exception is pending (ES): the SDM leaves C0-C3 alone for an
+		 * unmasked invalid-operation in compares, AMD hardware writes them. */
+		if (fa & 0x80)
+			fsu |= 0x4700;
 		if ((fa ^ fb) & ~fsu)
 			diff_add(d, "fsw native %#x emulator %#x (ignoring %#x)", fa, fb, fsu);
 		if (a[FX_FTW] != b[FX_FTW])
@@ -286,6 +290,13 @@ static struct outcome *ref_copy;
 static const struct tcase *emu_current;
 
 void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
+const char *__ubsan_default_options(void);
+
+/* UBSan stops the process at the first error (-fno-sanitize-recover): show where. */
+const char *__ubsan_default_options(void)
+{
+	return "print_stacktrace=1";
+}
 
 static void on_sanitizer_death(void)
 {
@@ -554,6 +565,11 @@ static int run_all(const struct opts *op)
 			printf("ok %d - %s # SKIP host CPU lacks %s\n", tapn, name, why);
 			continue;
 		}
+#if defined(__SANITIZE_ADDRESS__)
+		/* a sanitizer report ends the process: name the class it happened in */
+		printf("# class %s\n", name);
+		fflush(stdout);
+#endif
 		run_class(op, cls, &r, have_emu);
 		total += r.cases;
 		total_mm += r.mismatches;
@@ -708,8 +724,8 @@ int main(int argc, char **argv)
 	if (lng && *lng && strcmp(lng, "0"))
 		op.count = 400000;
 #if defined(__SANITIZE_ADDRESS__)
-	/* ASAN+UBSAN builds run the emulator side about ten times slower: a smaller subset */
-	op.count /= 4;
+	/* ASAN+UBSAN builds (fork included) are several times slower: a smaller subset */
+	op.count /= 8;
 #endif
 	if (__sanitizer_set_death_callback)
 		__sanitizer_set_death_callback(on_sanitizer_death);
