@@ -1565,6 +1565,13 @@ static int load_tables(struct qcow2 *s, const char *path)
 		s->reftable[i] = rb;
 	}
 	qcow2_rebuild_refblock_index(s);
+	for (uint32_t i = 1; i < s->nb_refblocks; i++)
+		if (s->refblock_sorted[i] == s->refblock_sorted[i - 1]) {
+			blk_set_error("%s: two refcount table entries point to the same refcount block "
+				      "at 0x%llx",
+				      path, (unsigned long long)s->refblock_sorted[i]);
+			return -EINVAL;
+		}
 	for (uint32_t i = 0; i < s->reftable_size; i++) {
 		uint64_t rb = s->reftable[i];
 		if (!rb)
