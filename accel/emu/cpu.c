@@ -259,7 +259,7 @@ enum emu_stop emu_run(struct emu_cpu *cpu, uint64_t max_insns, uint64_t stop_rip
 		if (!b)
 			b = translate(cpu, cpu->rip);
 		blk = b;
-		cpu->exit_req = left < b->n || (stop_rip > b->rip && stop_rip < b->end);
+		cpu->exit_req = left <= b->n || (stop_rip > b->rip && stop_rip < b->end);
 		cpu->exit_insn = NULL;
 		b->insns[0].fn(cpu, &b->insns[0]);
 		if (cpu->exit_insn)

@@ -28,7 +28,7 @@ enum {
 
 /* One-byte map: ModRM flag | immediate kind. */
 static const uint8_t map1[256] = {
-	/* clang-format off */
+    /* clang-format off */
 	/* 00 */ M, M, M, M, I_B, I_Z, 0, 0, M, M, M, M, I_B, I_Z, 0, 0,
 	/* 10 */ M, M, M, M, I_B, I_Z, 0, 0, M, M, M, M, I_B, I_Z, 0, 0,
 	/* 20 */ M, M, M, M, I_B, I_Z, 0, 0, M, M, M, M, I_B, I_Z, 0, 0,
@@ -45,12 +45,12 @@ static const uint8_t map1[256] = {
 	/* D0 */ M, M, M, M, 0, 0, 0, 0, M, M, M, M, M, M, M, M,
 	/* E0 */ I_J8, I_J8, I_J8, I_J8, I_B, I_B, I_B, I_B, I_J32, I_J32, 0, I_J8, 0, 0, 0, 0,
 	/* F0 */ 0, 0, 0, 0, 0, 0, M | I_GRP, M | I_GRP, 0, 0, 0, 0, 0, 0, M, M,
-	/* clang-format on */
+    /* clang-format on */
 };
 
 /* Two-byte map (0F xx). */
 static const uint8_t map0f[256] = {
-	/* clang-format off */
+    /* clang-format off */
 	/* 00 */ M, M, M, M, 0, 0, 0, 0, 0, 0, 0, 0, 0, M, 0, 0,
 	/* 10 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* 20 */ M, M, M, M, 0, 0, 0, 0, M, M, M, M, M, M, M, M,
@@ -67,7 +67,7 @@ static const uint8_t map0f[256] = {
 	/* D0 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* E0 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* F0 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
-	/* clang-format on */
+    /* clang-format on */
 };
 
 #undef M

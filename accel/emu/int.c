@@ -990,6 +990,15 @@ HANDLER(op_pop_m)
 	dispatch_next(cpu, in);
 }
 
+HANDLER(op_push_sreg)
+{
+	uint64_t sp;
+	void *p = push_slot(cpu, in, in->size, &sp);
+	emu_st_ptr(p, cpu->seg[in->op].selector, in->size);
+	cpu->gpr[EMU_RSP] = sp;
+	dispatch_next(cpu, in);
+}
+
 HANDLER(op_pushf)
 {
 	uint64_t sp;
@@ -1294,7 +1303,8 @@ HANDLER(op_string)
 		uint64_t n = rcx_val(cpu, in);
 		if (!n)
 			break;
-		if ((in->op == 0xa4 || in->op == 0xaa) && !(cpu->rflags & FL_DF) && n >= 8) {
+		if ((in->op == 0xa4 || in->op == 0xaa) && !(cpu->rflags & FL_DF) && n >= 8 &&
+		    !cpu->exit_req) {
 			uint64_t done = str_bulk(cpu, in, n);
 			if (done) {
 				str_adv(cpu, in, EMU_RCX, -(int64_t)done);
@@ -1306,6 +1316,14 @@ HANDLER(op_string)
 			rcx_dec(cpu, in);
 			if ((in->op == 0xa6 || in->op == 0xae) && stop)
 				break;
+		}
+		if (unlikely(cpu->exit_req) && rcx_val(cpu, in)) {
+			/* single-stepping or code was written: return after this iteration
+			 * with RIP still at the instruction, as a trap between iterations
+			 * would see it */
+			cpu->rip = in->rip;
+			cpu->exit_insn = in;
+			return;
 		}
 	}
 	dispatch_next(cpu, in);
@@ -1845,6 +1863,10 @@ static bool select_1b(struct insn *in, unsigned opc, unsigned r)
 	case 0xe2:
 	case 0xe3:
 		in->op = opc & 3;
+		/* As measured on AMD hosts: REP/REPNE turn LOOPcc into LOOPE/LOOPNE, the way
+		 * they qualify CMPS/SCAS. */
+		if (in->op < 2 && in->rep)
+			in->op = in->rep == 0xf3 ? 1 : 0;
 		sel_end(in, op_loop);
 		return true;
 	case 0xe8:
@@ -2024,7 +2046,8 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned r)
 	case 0xa0:
 	case 0xa8:
 		size64(in);
-		sel_end(in, emu_op_gp); /* PUSH/POP FS/GS: system part */
+		in->op = opc == 0xa0 ? EMU_FS : EMU_GS;
+		sel(in, op_push_sreg);
 		return true;
 	case 0xa1:
 	case 0xa9:

@@ -168,7 +168,7 @@ HANDLER(op_x87)
 	struct fxarea fx;
 	uint8_t buf[112] __attribute__((aligned(16)));
 	unsigned n = in->op2, key = (unsigned)in->imm;
-	uint16_t old_fsw = cpu->fsw, old_fcw = cpu->fcw, old_fop = cpu->fop, raised, unmasked;
+	uint16_t old_fsw = cpu->fsw, old_fcw = cpu->fcw, old_fop = cpu->fop, raised;
 	uint64_t old_fip = cpu->fip, old_fdp = cpu->fdp;
 	uint64_t addr = 0;
 	uint8_t *dst = NULL;
@@ -239,9 +239,10 @@ HANDLER(op_x87)
 	}
 
 	to_fxarea(cpu, &fx);
-	fx.fcw = cpu->fcw | 0x3f;
 	if (in->op != X_CTRL)
-		fx.fsw &= (uint16_t) ~(0x3f | FSW_ES | FSW_B | 0x40);
+		fx.fsw &= (uint16_t) ~(0x7f | FSW_ES | FSW_B);
+	if (dst)
+		memcpy(buf, dst, n); /* a store that does not happen leaves memory as it was */
 	host_run(key, buf, &fx);
 
 	if (in->op == X_CTRL) {
@@ -286,10 +287,11 @@ HANDLER(op_x87)
 		return;
 	}
 
-	raised = fx.fsw & 0x7f; /* exception flags and SF */
-	unmasked = raised & ~cpu->fcw & 0x3f;
+	/* The host ran with the guest's control word, so unmasked exceptions behaved as on
+	 * hardware (no result for invalid/denormal/zero-divide, bias-adjusted results, ES
+	 * and B set); the flags were cleared before, so they are this instruction's. */
+	raised = fx.fsw & 0x7f;
 	if (in->op == X_FCOMI) {
-		/* the compare result reaches EFLAGS even when invalid is unmasked */
 		uint16_t c = fx.fsw;
 		flags_eager(cpu);
 		cpu->rflags &= ~(uint64_t)FL_ARITH;
@@ -300,26 +302,12 @@ HANDLER(op_x87)
 		if (c & FSW_C3)
 			cpu->rflags |= FL_ZF;
 	}
-	if (unmasked & 0x07) {
-		/* unmasked invalid, denormal or zero-divide: no result, exception pending;
-		 * only the flags detected before computing are raised */
-		cpu->fsw = (uint16_t)((old_fsw & ~FSW_C1) | (raised & 0x47) | FSW_ES | FSW_B);
-		if (raised & 0x40) /* stack fault: C1 tells overflow from underflow */
-			cpu->fsw |= fx.fsw & FSW_C1;
-		/* compares still report "unordered" */
-		cpu->fsw = (uint16_t)((cpu->fsw & ~(FSW_C0 | FSW_C2 | FSW_C3)) |
-				      (fx.fsw & (FSW_C0 | FSW_C2 | FSW_C3)));
-		set_pointers(cpu, in, addr);
-		dispatch_next(cpu, in);
-		return;
-	}
 	from_fxarea_regs(cpu, &fx);
 	cpu->fsw = (uint16_t)((fx.fsw & ~0x3800) | (old_fsw & 0x7f));
-	if (unmasked)
-		cpu->fsw |= FSW_ES | FSW_B;
 	if (in->op == X_FCOMI) {
-		cpu->fsw = (uint16_t)((cpu->fsw & ~(FSW_C0 | FSW_C2 | FSW_C3)) |
-				      (old_fsw & (FSW_C0 | FSW_C2 | FSW_C3)));
+		/* FCOMI leaves C0/C2/C3 alone, and C1 unless the stack faulted */
+		uint16_t keep = FSW_C0 | FSW_C2 | FSW_C3 | ((raised & 0x40) ? 0 : FSW_C1);
+		cpu->fsw = (uint16_t)((cpu->fsw & ~keep) | (old_fsw & keep));
 	}
 	if (dst)
 		memcpy(dst, buf, n);
@@ -355,6 +343,11 @@ HANDLER(op_fxsave)
 		cpu->fcw = (fx.fcw & 0x1f3f) | 0x40; /* bits 13-15 read as 0, bit 6 as 1 */
 		from_fxarea_regs(cpu, &fx);
 		cpu->fsw = fx.fsw & ~0x3800;
+		/* ES and B follow from the flags and the masks */
+		if (cpu->fsw & 0x3f & ~cpu->fcw)
+			cpu->fsw |= FSW_ES | FSW_B;
+		else
+			cpu->fsw &= (uint16_t) ~(FSW_ES | FSW_B);
 		cpu->fop = fx.fop & 0x7ff;
 		if (in->pfx & PFX_REXW) {
 			cpu->fip = fx.fip;
