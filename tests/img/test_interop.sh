@@ -114,6 +114,14 @@ tap_check "resize --shrink" bash -c "$K img resize --shrink rs.qcow2 2M >/dev/nu
 # kestrel create is accepted by qemu with each option
 tap_check "create with all options, qemu-img check" bash -c "$K img create -f qcow2 -o cluster_size=4k,compression_type=zstd,refcount_bits=8,lazy_refcounts=on o.qcow2 3G >/dev/null && qemu-img check -q o.qcow2 && qemu-img info o.qcow2 | grep -q 'compression type: zstd'"
 
+# lazy refcounts: qemu-io "abort" leaves a dirty image with stale refcounts; kestrel reads
+# it read-only as it is, and a read-write open repairs it (dirty bit cleared)
+qemu-img create -q -f qcow2 -o lazy_refcounts=on lazy.qcow2 16M
+qemu-io -c "write -P 0x3c 0 2M" -c "write -P 0x3d 5M 100k" -c abort lazy.qcow2 >/dev/null 2>&1
+tap_check "qemu left the lazy-refcount image dirty" bash -c "$K img info lazy.qcow2 | grep -q 'dirty: true'"
+tap_check "dirty lazy-refcount image reads correctly" bash -c "$K img convert -O raw lazy.qcow2 lazy.raw && qemu-io -f raw -c 'read -P 0x3c 0 2M' -c 'read -P 0x3d 5M 100k' lazy.raw | grep -vq Pattern"
+tap_check "read-write open repairs it: clean and not dirty" bash -c "$K img resize lazy.qcow2 +0 >/dev/null && qemu-img check -q lazy.qcow2 && $K img info lazy.qcow2 | grep -q 'dirty: false' && qemu-img compare -q lazy.qcow2 lazy.raw"
+
 # check finds what qemu finds: leaks are leaks
 cp q-64k.qcow2 leak.qcow2
 qemu-io -c "write -P 1 0 64k" leak.qcow2 >/dev/null
