@@ -130,9 +130,11 @@ struct tcase *native_cases(int cap);
 struct outcome *native_outcomes(void);
 void native_run(int n);
 
-/* emurun.c */
+/* emurun.c: one case here, or a batch in a forked child into shared emurun_outcomes() */
 bool emurun_available(void);
 void emurun_case(const struct tcase *c, struct outcome *out);
+struct outcome *emurun_outcomes(int cap);
+void emurun_batch(const struct tcase *cases, int n);
 
 /* Seed to start a case's generator from. */
 uint64_t case_seed(uint64_t seed, uint64_t num);

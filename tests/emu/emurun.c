@@ -2,11 +2,17 @@
  * public API only (include/accel/emu/emu.h): a fresh CPU per case (so no decoded-instruction
  * cache survives between cases), code and data mapped flat at the same addresses as in the
  * native child, the case's state loaded with emu_set_state(), and emu_run() up to the end
- * marker.
+ * marker. emurun_batch() does a batch in a forked child, so an emulator that crashes (or a
+ * sanitizer that stops it) costs one case, reported with its reproducer, not the run.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "accel/emu/emu.h"
 #include "emudiff.h"
@@ -157,4 +163,77 @@ void emurun_case(const struct tcase *c, struct outcome *o)
 out:
 	memcpy(o->mem, er.data, DATA_SIZE);
 	emu_cpu_destroy(cpu);
+}
+
+/* Shared with the batch child: where it has got to, then the outcomes. */
+struct emurun_shared {
+	volatile int progress;
+};
+
+static struct emurun_shared *eshared;
+static struct outcome *eouts;
+static int ecap;
+
+struct outcome *emurun_outcomes(int cap)
+{
+	size_t sz = 64 + (size_t)cap * sizeof(struct outcome);
+	uint8_t *p;
+
+	if (cap <= ecap)
+		return eouts;
+	p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	eshared = (struct emurun_shared *)p;
+	eouts = (struct outcome *)(p + 64);
+	ecap = cap;
+	return eouts;
+}
+
+void emurun_batch(const struct tcase *cases, int n)
+{
+	int start = 0, i;
+
+	fflush(NULL);
+	while (start < n) {
+		int status = 0;
+		pid_t pid;
+
+		eshared->progress = start;
+		pid = fork();
+		if (pid < 0) { /* no process to spare: run here */
+			for (i = start; i < n; i++)
+				emurun_case(&cases[i], &eouts[i]);
+			return;
+		}
+		if (pid == 0) {
+			for (i = start; i < n; i++) {
+				eshared->progress = i;
+				if ((i - start) % 16 == 0)
+					alarm(30);
+				emurun_case(&cases[i], &eouts[i]);
+			}
+			eshared->progress = n;
+			fflush(NULL);
+			_exit(0);
+		}
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			return;
+		start = eshared->progress;
+		if (start >= n)
+			return;
+		memset(&eouts[start], 0, offsetof(struct outcome, mem));
+		eouts[start].end = END_CRASH;
+		if (WIFSIGNALED(status))
+			snprintf(eouts[start].why, sizeof(eouts[start].why),
+				 "emulator process killed by signal %d%s", WTERMSIG(status),
+				 WTERMSIG(status) == SIGALRM ? " (hang)" : "");
+		else
+			snprintf(eouts[start].why, sizeof(eouts[start].why),
+				 "emulator process exited with %d (sanitizer report?)",
+				 WEXITSTATUS(status));
+		start++;
+	}
 }

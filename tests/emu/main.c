@@ -247,6 +247,9 @@ static int fuzz_compare(const struct tcase *c, const struct outcome *whole,
 	if (o_whole->end == END_EXCEPTION && o_whole->vector == 14 && o_whole->fault_addr == guard)
 		diff_add(d, "emulator fetched past the end of the %u-byte instruction",
 			 c->fuzz_len);
+	if (o_trunc->end == END_CRASH)
+		diff_add(d, "emulator, cut to %u bytes: %s", c->fuzz_len - 1,
+			 end_str(o_trunc, b1, sizeof(b1)));
 	if (!(whole->end == END_EXCEPTION && (whole->vector == 6 || c->fuzz_len > 15)) &&
 	    o_trunc->end == END_DONE)
 		diff_add(d, "emulator executed the instruction cut to %u bytes (host needs %u)",
@@ -278,7 +281,7 @@ static void describe_case(const struct tcase *c, char *buf, size_t len)
 }
 
 struct class_result {
-	uint64_t cases, mismatches, native_bad, emu_ud, skipped;
+	uint64_t cases, mismatches, native_bad, emu_ud, emu_crash, skipped;
 	uint64_t native_vec[33]; /* native outcomes: [32] completed, else by vector */
 	char first[1024];
 };
@@ -286,36 +289,12 @@ struct class_result {
 static struct outcome *emu_out;
 static struct outcome *ref_copy;
 
-/* The case the emulator is running, named if a sanitizer stops the process. */
-static const struct tcase *emu_current;
-
-void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
 const char *__ubsan_default_options(void);
 
 /* UBSan stops the process at the first error (-fno-sanitize-recover): show where. */
 const char *__ubsan_default_options(void)
 {
 	return "print_stacktrace=1";
-}
-
-static void on_sanitizer_death(void)
-{
-	char desc[512];
-
-	if (!emu_current)
-		return;
-	describe_case(emu_current, desc, sizeof(desc));
-	fprintf(stderr, "emudiff: the sanitizer stopped the emulator in case %s (class %s)\n", desc,
-		gen_classes[emu_current->cls].name);
-	printf("not ok - emulator stopped by the sanitizer in %s\n", desc);
-	fflush(stdout);
-}
-
-static void emu_run_case(const struct tcase *c, struct outcome *o)
-{
-	emu_current = c;
-	emurun_case(c, o);
-	emu_current = NULL;
 }
 
 static void record_first(struct class_result *r, const struct tcase *c, const char *diff)
@@ -335,6 +314,7 @@ static void run_class(const struct opts *op, int cls, struct class_result *r, bo
 	uint64_t done = 0, count = op->count;
 	struct tcase *cases = native_cases(BATCH);
 	struct outcome *nat = native_outcomes();
+	struct outcome *eouts = emurun_outcomes(BATCH);
 
 	memset(r, 0, sizeof(*r));
 	if (fuzz)
@@ -386,10 +366,13 @@ static void run_class(const struct opts *op, int cls, struct class_result *r, bo
 				}
 			}
 		}
+		if (!op->selftest && have_emu)
+			emurun_batch(cases, tot);
 		for (i = 0; i < n; i++) {
 			char buf[512];
 			struct diff d = {buf, sizeof(buf), 0, 0, 3};
 			const struct tcase *c = fuzz ? &cases[2 * i] : &cases[i];
+			struct outcome *eo = &eouts[fuzz ? 2 * i : i];
 
 			buf[0] = 0;
 			r->cases++;
@@ -423,18 +406,16 @@ static void run_class(const struct opts *op, int cls, struct class_result *r, bo
 				r->native_vec[nat[fuzz ? 2 * i : i].vector]++;
 			if (op->selftest || !have_emu)
 				continue;
-			if (fuzz) {
-				emu_run_case(&cases[2 * i], &emu_out[0]);
-				emu_run_case(&cases[2 * i + 1], &emu_out[1]);
-				fuzz_compare(c, &nat[2 * i], &emu_out[0], &emu_out[1], &d);
-			} else {
-				emu_run_case(c, &emu_out[0]);
-				compare(c, &nat[i], &emu_out[0], &d);
-			}
+			if (fuzz)
+				fuzz_compare(c, &nat[2 * i], eo, eo + 1, &d);
+			else
+				compare(c, &nat[i], eo, &d);
 			if (d.n) {
 				r->mismatches++;
-				if (emu_out[0].end == END_EXCEPTION && emu_out[0].vector == 6)
+				if (eo->end == END_EXCEPTION && eo->vector == 6)
 					r->emu_ud++;
+				if (eo->end == END_CRASH || (fuzz && eo[1].end == END_CRASH))
+					r->emu_crash++;
 				record_first(r, c, buf);
 			}
 		}
@@ -565,11 +546,6 @@ static int run_all(const struct opts *op)
 			printf("ok %d - %s # SKIP host CPU lacks %s\n", tapn, name, why);
 			continue;
 		}
-#if defined(__SANITIZE_ADDRESS__)
-		/* a sanitizer report ends the process: name the class it happened in */
-		printf("# class %s\n", name);
-		fflush(stdout);
-#endif
 		run_class(op, cls, &r, have_emu);
 		total += r.cases;
 		total_mm += r.mismatches;
@@ -594,10 +570,10 @@ static int run_all(const struct opts *op)
 		} else if (r.mismatches || r.native_bad) {
 			failed = 1;
 			printf("not ok %d - %s: %llu mismatches of %llu cases (%llu emulator #UD, "
-			       "%llu native failures%s); first: %s\n",
+			       "%llu emulator crashes, %llu native failures%s); first: %s\n",
 			       tapn, name, (unsigned long long)r.mismatches,
 			       (unsigned long long)r.cases, (unsigned long long)r.emu_ud,
-			       (unsigned long long)r.native_bad,
+			       (unsigned long long)r.emu_crash, (unsigned long long)r.native_bad,
 			       r.skipped ? ", length-table skips counted in cases" : "", r.first);
 		} else {
 			printf("ok %d - %s: %llu cases\n", tapn, name, (unsigned long long)r.cases);
@@ -727,8 +703,6 @@ int main(int argc, char **argv)
 	/* ASAN+UBSAN builds (fork included) are several times slower: a smaller subset */
 	op.count /= 8;
 #endif
-	if (__sanitizer_set_death_callback)
-		__sanitizer_set_death_callback(on_sanitizer_death);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
 			op.seed = strtoull(argv[++i], NULL, 0);
