@@ -6,6 +6,9 @@
 case "$1" in
 setup)
 	src=$KT_ROOT/tests/guest/multiboot/hello.asm
+	elf=$KT_ART/multiboot-hello.elf
+	# unchanged sources: keep the ELF (and so the nested L1 initramfs) as it is
+	[ "$elf" -nt "$src" ] && [ "$elf" -nt "$KT_ROOT/tests/guest/multiboot/link.ld" ] && exit 0
 	nasm -f elf32 -o "$KT_ART/multiboot-hello.o" "$src" &&
 		ld -m elf_i386 --no-warn-rwx-segments -T "$KT_ROOT/tests/guest/multiboot/link.ld" -o "$KT_ART/multiboot-hello.elf" \
 			"$KT_ART/multiboot-hello.o"
