@@ -10,6 +10,7 @@
 #include "cmd/cmd.h"
 #include "util/log.h"
 #include "util/size.h"
+#include "vmm/qmp.h"
 #include "vmm/vm.h"
 
 #define DEFAULT_MEM (512ULL << 20)
@@ -30,7 +31,13 @@ static void run_usage(FILE *out)
 	    "  --mem SIZE             guest RAM, e.g. 512M, 2G (default 512M; a bare number is "
 	    "MiB)\n"
 	    "  --cpus N               number of vCPUs (default 1)\n"
-	    "  --accel auto|kvm|emu   accelerator (default auto: KVM if /dev/kvm works)\n"
+	    "  --accel auto|kvm|emu|qtest\n"
+	    "                         accelerator (default auto: KVM if /dev/kvm works; qtest:\n"
+	    "                         no CPU and no kernel, devices driven by a test)\n"
+	    "  --qtest unix:PATH|stdio\n"
+	    "                         the qtest protocol socket (with --accel qtest)\n"
+	    "  --qmp unix:PATH|tcp:[HOST]:PORT\n"
+	    "                         QMP monitor socket (,server=on,wait=off accepted)\n"
 	    "  --console stdio|none|file:PATH\n"
 	    "                         where the serial console goes (default stdio)\n"
 	    "  --no-reboot            exit when the guest reboots instead of resetting it\n"
@@ -65,6 +72,8 @@ enum {
 	OPT_NO_REBOOT,
 	OPT_DEBUG_EXIT,
 	OPT_NAME,
+	OPT_QMP,
+	OPT_QTEST,
 };
 
 static const struct option run_options[] = {
@@ -81,6 +90,8 @@ static const struct option run_options[] = {
     {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
     {"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
     {"name", required_argument, NULL, OPT_NAME},
+    {"qmp", required_argument, NULL, OPT_QMP},
+    {"qtest", required_argument, NULL, OPT_QTEST},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -120,8 +131,11 @@ static int parse_accel(const char *arg, enum accel_kind *accel)
 		*accel = ACCEL_KVM;
 	else if (!strcmp(arg, "emu") || !strcmp(arg, "tcg"))
 		*accel = ACCEL_EMU;
+	else if (!strcmp(arg, "qtest"))
+		*accel = ACCEL_QTEST;
 	else
-		return bad_option("--accel: unknown accelerator '%s' (auto, kvm or emu)", arg);
+		return bad_option("--accel: unknown accelerator '%s' (auto, kvm, emu or qtest)",
+				  arg);
 	return 0;
 }
 
@@ -149,6 +163,7 @@ int cmd_run(int argc, char **argv)
 	    .cmdline = "",
 	};
 	int verbose = 0, opt;
+	const char *qmp = NULL;
 
 	opterr = 0; /* we print our own messages */
 	optind = 1;
@@ -185,6 +200,12 @@ int cmd_run(int argc, char **argv)
 		case OPT_NAME:
 			cfg.name = optarg;
 			break;
+		case OPT_QMP:
+			qmp = optarg;
+			break;
+		case OPT_QTEST:
+			cfg.qtest = optarg;
+			break;
 		case 'd':
 			if (strcmp(optarg, "guest-errors"))
 				bad =
@@ -210,7 +231,11 @@ int cmd_run(int argc, char **argv)
 	if (optind < argc)
 		return bad_option("unexpected argument '%s' (see 'kestrel run --help')",
 				  argv[optind]);
-	if (!cfg.kernel)
+	if (cfg.qtest && cfg.accel != ACCEL_QTEST)
+		return bad_option("--qtest needs --accel qtest");
+	if (cfg.qtest && !strcmp(cfg.qtest, "stdio") && cfg.console.kind == CONSOLE_STDIO)
+		cfg.console.kind = CONSOLE_NONE; /* stdio carries the qtest protocol */
+	if (!cfg.kernel && cfg.accel != ACCEL_QTEST)
 		return bad_option("no kernel given: use --kernel FILE (see 'kestrel run --help')");
 	if (verbose)
 		log_set_level(verbose > 1 ? LOG_DEBUG : LOG_INFO);
@@ -221,7 +246,14 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "kestrel: %s\n", err.msg[0] ? err.msg : strerror(-err.code));
 		return 1;
 	}
+	if (qmp && qmp_server_create(&vm.qmp, &vm, qmp, &err)) {
+		fprintf(stderr, "kestrel: %s\n", err.msg);
+		vm_destroy(&vm);
+		return 1;
+	}
 	int code = vm_run(&vm);
+	qmp_server_destroy(vm.qmp);
+	vm.qmp = NULL;
 	vm_destroy(&vm);
 	return code;
 }

@@ -13,7 +13,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "accel/qtest.h"
 #include "util/log.h"
+#include "vmm/qmp.h"
 #include "vmm/vm.h"
 
 /* --- vCPU threads ------------------------------------------------------------------------ */
@@ -76,6 +78,7 @@ static void *vcpu_thread(void *arg)
 	const struct accel_ops *ops = vm->accel.ops;
 	struct vcpu_exit e;
 
+	atomic_store(&vv->tid, (int)gettid());
 	while (park_if_paused(vv)) {
 		if (ops->vcpu_run(v, &e) < 0 && e.reason != VCPU_EXIT_ERROR)
 			e.reason = VCPU_EXIT_ERROR;
@@ -176,11 +179,17 @@ static void stop_vcpus(struct vm *vm)
 	}
 }
 
-void vm_request(struct vm *vm, enum vm_request req, int exit_code)
+void vm_request_host(struct vm *vm, enum vm_request req, int exit_code, const char *reason)
 {
 	int none = VM_REQ_NONE;
-	if (atomic_compare_exchange_strong(&vm->request, &none, (int)req)) {
+	/* The first request wins, except that the host's exit (QMP quit, a signal) replaces a
+	 * pending guest reset or poweroff: it must end the VM whatever the guest asked. */
+	bool won = atomic_compare_exchange_strong(&vm->request, &none, (int)req);
+	if (!won && req == VM_REQ_EXIT && reason && none != VM_REQ_EXIT && none != VM_REQ_ERROR)
+		won = atomic_compare_exchange_strong(&vm->request, &none, (int)req);
+	if (won) {
 		vm->exit_code = exit_code;
+		vm->request_reason = reason;
 		atomic_store(&vm->stop_vcpus, true);
 		kick_all(vm);
 		uint64_t one = 1;
@@ -223,6 +232,11 @@ void vm_resume(struct vm *vm)
 	pthread_cond_broadcast(&vm->run_cond);
 	pthread_mutex_unlock(&vm->run_lock);
 	vm->state = VM_STATE_RUNNING;
+}
+
+void vm_request(struct vm *vm, enum vm_request req, int exit_code)
+{
+	vm_request_host(vm, req, exit_code, NULL);
 }
 
 /* --- accelerator VM: created at boot and again at every reset ---------------------------- */
@@ -298,10 +312,11 @@ static int vm_reset(struct vm *vm)
 	pc_machine_reset(vm);
 	vm->reset_count++;
 	struct boot_cpu_state st;
-	int ret = pc_machine_load(vm, &st, &err);
+	bool qtest = vm->cfg.accel == ACCEL_QTEST; /* no kernel, no CPU state */
+	int ret = qtest ? 0 : pc_machine_load(vm, &st, &err);
 	if (!ret)
 		ret = accel_setup(vm, &err);
-	if (!ret)
+	if (!ret && !qtest)
 		ret = set_boot_state(vm, &st, &err);
 	if (!ret)
 		ret = start_vcpus(vm);
@@ -317,6 +332,8 @@ static int vm_reset(struct vm *vm)
 static void on_request(struct vm *vm)
 {
 	int req = atomic_load(&vm->request);
+	const char *reason = vm->request_reason; /* QMP events: who asked and why */
+	bool guest = !reason;
 	switch (req) {
 	case VM_REQ_NONE:
 		return;
@@ -324,20 +341,30 @@ static void on_request(struct vm *vm)
 		log_warn("the guest triple-faulted%s", vm->cfg.no_reboot ? "" : "; resetting");
 		/* fall through */
 	case VM_REQ_RESET:
+		reason = reason ? reason : "guest-reset";
 		if (vm->cfg.no_reboot) {
 			vm->exit_code = 0;
 			break;
 		}
-		if (vm_reset(vm) == 0)
+		if (vm_reset(vm) == 0) {
+			qmp_emit_shutdown(vm->qmp, "RESET", guest, reason);
 			return;
+		}
 		vm->exit_code = 1;
 		break;
 	case VM_REQ_POWEROFF:
 		vm->exit_code = 0;
+		reason = reason ? reason : "guest-shutdown";
+		break;
+	case VM_REQ_ERROR:
+		guest = false;
+		reason = "host-error";
 		break;
 	default:
+		reason = reason ? reason : "guest-shutdown";
 		break;
 	}
+	qmp_emit_shutdown(vm->qmp, "SHUTDOWN", guest, reason);
 	vm->state = VM_STATE_SHUTDOWN;
 	event_loop_stop(&vm->loop);
 }
@@ -369,12 +396,12 @@ static void on_signal(void *opaque, uint32_t events)
 		}
 	}
 	/* Like QEMU: a VM ended by a signal exits 0 after a clean teardown. */
-	vm_request(vm, VM_REQ_EXIT, 0);
+	vm_request_host(vm, VM_REQ_EXIT, 0, "host-signal");
 }
 
 static void console_quit(void *opaque)
 {
-	vm_request(opaque, VM_REQ_EXIT, 0);
+	vm_request_host(opaque, VM_REQ_EXIT, 0, "host-ui");
 }
 
 int vm_run(struct vm *vm)
@@ -421,6 +448,10 @@ static int select_accel(struct vm *vm, struct error *err)
 			return error_set(err, -ENODEV, "KVM is unavailable: %s", why);
 		vm->accel.ops = &kvm_accel_ops;
 		return 0;
+	case ACCEL_QTEST:
+		vm->accel.ops = &qtest_accel_ops;
+		vm->accel.priv = vm->qtest;
+		return 0;
 	case ACCEL_EMU:
 		return error_set(err, -ENOTSUP,
 				 "emulated mode (--accel emu) is not available in this build yet");
@@ -449,9 +480,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct error *err)
 
 	/* The user's files and the guest's layout are checked before the accelerator is
 	 * chosen, so a bad option gets its own message whatever the host can run. */
-	ret = boot_images_load(&vm->images, cfg->kernel, cfg->initrd, err);
-	if (ret)
-		return ret;
+	bool qtest = cfg->accel == ACCEL_QTEST; /* no kernel: a test drives the devices */
+	if (!qtest) {
+		ret = boot_images_load(&vm->images, cfg->kernel, cfg->initrd, err);
+		if (ret)
+			return ret;
+	}
 	vm->accel.nr_vcpus = vm->nr_vcpus;
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
@@ -459,12 +493,29 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct error *err)
 		goto err_images;
 	}
 
-	vclock_init(&vm->clock);
+	if (qtest) {
+		struct qtest_env env = {&vm->pio,   &vm->mmio,	 &vm->mem,
+					&vm->clock, &vm->timers, &vm->loop};
+		ret = qtest_create(&vm->qtest, cfg->qtest ? cfg->qtest : "none", &env, err);
+		if (ret)
+			goto err_vcpus;
+		vclock_init_source(&vm->clock, qtest_clock_source, vm->qtest);
+	} else {
+		vclock_init(&vm->clock);
+	}
 	timer_list_init(&vm->timers, &vm->clock);
 	ret = event_loop_init(&vm->loop, &vm->timers);
 	if (ret) {
 		error_set(err, ret, "cannot create the event loop: %s", strerror(-ret));
 		goto err_clock;
+	}
+	if (vm->qtest) {
+		ret = qtest_start(vm->qtest);
+		if (ret) {
+			error_set(err, ret, "cannot start the qtest server: %s", strerror(-ret));
+			event_loop_destroy(&vm->loop);
+			goto err_clock;
+		}
 	}
 	io_bus_init(&vm->pio, "io");
 	io_bus_init(&vm->mmio, "memory");
@@ -481,7 +532,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct error *err)
 	if (ret)
 		goto err_console;
 	struct boot_cpu_state st;
-	ret = pc_machine_load(vm, &st, err);
+	ret = qtest ? 0 : pc_machine_load(vm, &st, err);
 	if (ret)
 		goto err_machine;
 	ret = select_accel(vm, err);
@@ -490,7 +541,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct error *err)
 	ret = accel_setup(vm, err);
 	if (ret)
 		goto err_machine;
-	ret = set_boot_state(vm, &st, err);
+	ret = qtest ? 0 : set_boot_state(vm, &st, err);
 	if (ret)
 		goto err_accel;
 	return 0;
@@ -511,6 +562,9 @@ err_loop:
 err_clock:
 	timer_list_destroy(&vm->timers);
 	vclock_destroy(&vm->clock);
+err_vcpus:
+	if (vm->qtest)
+		qtest_destroy(vm->qtest);
 	free(vm->vcpus);
 err_images:
 	boot_images_free(&vm->images);
@@ -528,6 +582,8 @@ void vm_destroy(struct vm *vm)
 	event_loop_destroy(&vm->loop);
 	timer_list_destroy(&vm->timers);
 	vclock_destroy(&vm->clock);
+	if (vm->qtest)
+		qtest_destroy(vm->qtest);
 	gm_destroy(&vm->mem);
 	free(vm->vcpus);
 	boot_images_free(&vm->images);

@@ -28,7 +28,10 @@
 
 #define VM_MAX_VCPUS 256
 
-enum accel_kind { ACCEL_AUTO, ACCEL_KVM, ACCEL_EMU };
+struct qmp_server;
+struct qtest;
+
+enum accel_kind { ACCEL_AUTO, ACCEL_KVM, ACCEL_EMU, ACCEL_QTEST };
 
 struct vm_config {
 	const char *kernel, *initrd, *cmdline;
@@ -39,6 +42,7 @@ struct vm_config {
 	enum accel_kind accel;
 	struct console_config console;
 	const char *name;
+	const char *qtest; /* --accel qtest: "unix:PATH" or "stdio" for the qtest protocol */
 };
 
 enum vm_request {
@@ -57,6 +61,7 @@ struct vm_vcpu {
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool parked;
+	atomic_int tid; /* the thread's Linux id (query-cpus-fast), 0 before it runs */
 	struct vm *vm;
 };
 
@@ -92,6 +97,10 @@ struct vm {
 	int exit_code;
 	enum vm_run_state state;
 	unsigned reset_count;
+	const char *request_reason; /* QMP cause of the pending request; NULL: the guest's */
+
+	struct qmp_server *qmp; /* the QMP monitor (--qmp), NULL without one */
+	struct qtest *qtest;	/* --accel qtest: the test protocol server */
 };
 
 /* Validate the configuration, create everything and load the kernel. Errors are printed as
@@ -104,6 +113,8 @@ void vm_destroy(struct vm *vm);
 
 /* From any thread: ask the main thread to reset / power off / exit. */
 void vm_request(struct vm *vm, enum vm_request req, int exit_code);
+/* The same on the host's behalf; reason is QMP's ShutdownCause ("host-qmp-quit", ...). */
+void vm_request_host(struct vm *vm, enum vm_request req, int exit_code, const char *reason);
 /* Main thread only. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);

@@ -1,0 +1,306 @@
+"""QMP over a socket with Python's standard library, as to QEMU: greeting, negotiation, every
+query, stop/cont, events, errors and bad input, against `kestrel run --accel qtest` VMs (no
+KVM needed). Prints TAP."""
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from qmplib import Qmp, Tap, Vm  # noqa: E402
+
+t = Tap()
+
+
+def err_class(r):
+    return r.get("error", {}).get("class")
+
+
+def protocol(vm):
+    q = vm.qmp(negotiate=False)
+    g = q.greeting.get("QMP", {})
+    t.ok("version" in g and g["version"]["qemu"].keys() >= {"major", "minor", "micro"}
+         and isinstance(g.get("capabilities"), list), "greeting has version and capabilities",
+         q.greeting)
+    r = q.cmd("query-status")
+    t.eq(err_class(r), "CommandNotFound", "command before negotiation: CommandNotFound")
+    r = q.cmd("qmp_capabilities", {"enable": ["oob"]})
+    t.eq(err_class(r), "GenericError", "qmp_capabilities with an unknown capability refused")
+    r = q.cmd("qmp_capabilities", id="neg-1")
+    t.eq(r, {"return": {}, "id": "neg-1"}, "qmp_capabilities returns {} with the id")
+    r = q.cmd("qmp_capabilities")
+    t.eq(err_class(r), "CommandNotFound", "second qmp_capabilities: CommandNotFound")
+    r = q.cmd("query-status", id={"any": [1, "json"]})
+    t.eq(r.get("id"), {"any": [1, "json"]}, "id of any JSON type echoed")
+
+    # Several requests in one write, one request over several writes.
+    q.send_raw('{"execute":"query-name","id":1}{"execute":"query-uuid","id":2}\n')
+    a, b = q.reply(), q.reply()
+    t.ok(a.get("id") == 1 and b.get("id") == 2, "two requests in one write: two replies in order",
+         (a, b))
+    msg = json.dumps({"execute": "query-version", "id": 3})
+    for i in range(0, len(msg), 5):
+        q.send_raw(msg[i:i + 5])
+        time.sleep(0.01)
+    r = q.reply()
+    t.ok(r.get("id") == 3 and "qemu" in r.get("return", {}), "a request split over many writes",
+         r)
+    q.close()
+
+
+def queries(vm):
+    q = vm.qmp()
+    r = q.cmd("query-version")["return"]
+    t.ok(isinstance(r["qemu"]["major"], int) and r["package"].startswith("kestrel"),
+         "query-version", r)
+    names = {c["name"] for c in q.cmd("query-commands")["return"]}
+    want = {"qmp_capabilities", "query-version", "query-commands", "query-status", "query-name",
+            "query-uuid", "stop", "cont", "system_reset", "system_powerdown", "quit", "send-key",
+            "query-cpus-fast", "query-kvm", "query-block", "query-memory-size-summary",
+            "human-monitor-command"}
+    t.ok(want <= names, "query-commands lists every command", want - names)
+    t.eq(q.cmd("query-status")["return"],
+         {"running": True, "singlestep": False, "status": "running"}, "query-status running")
+    t.eq(q.cmd("query-name")["return"], {"name": "qmp-test"}, "query-name")
+    t.eq(q.cmd("query-uuid")["return"], {"UUID": "00000000-0000-0000-0000-000000000000"},
+         "query-uuid")
+    cpus = q.cmd("query-cpus-fast")["return"]
+    ok = len(cpus) == 2 and [c["cpu-index"] for c in cpus] == [0, 1]
+    tids = [c["thread-id"] for c in cpus]
+    # The thread ids are the vCPU threads of the kestrel process.
+    task = f"/proc/{vm.proc.pid}/task"
+    ok = ok and all(os.path.exists(f"{task}/{tid}") for tid in tids) and tids[0] != vm.proc.pid
+    names = [open(f"{task}/{tid}/comm").read().strip() for tid in tids] if ok else []
+    t.ok(ok and len(set(tids)) == 2, "query-cpus-fast: 2 vCPUs with their own thread ids",
+         (cpus, names))
+    r = q.cmd("query-kvm")["return"]
+    t.ok(r.get("enabled") is False and isinstance(r.get("present"), bool), "query-kvm", r)
+    t.eq(q.cmd("query-block")["return"], [], "query-block (no disks)")
+    t.eq(q.cmd("query-memory-size-summary")["return"],
+         {"base-memory": 256 << 20, "plugged-memory": 0}, "query-memory-size-summary")
+    q.close()
+
+
+def hmp(vm):
+    q = vm.qmp()
+
+    def h(line):
+        return q.cmd("human-monitor-command", {"command-line": line}).get("return")
+
+    m = h("info mtree")
+    t.ok(isinstance(m, str) and "address-space: memory" in m and "address-space: I/O" in m
+         and "pc.ram" in m and "serial" in m and "rtc" in m and "i8042" in m,
+         "info mtree: memory and I/O trees with RAM and devices", m)
+    r = h("info ramblock")
+    t.ok("Block Name" in r and "pc.ram" in r and "0x0000000010000000" in r,
+         "info ramblock lists pc.ram with its size", r)
+    r = h("info registers")
+    t.ok("CPU#0" in r and "CPU#1" in r, "info registers: every vCPU", r)
+    t.eq(q.cmd("query-status")["return"]["status"], "running",
+         "info registers leaves the VM running")
+    r = h("info qtree")
+    t.ok("bus: main-system-bus" in r and "dev: serial" in r and "ioport 0x3f8" in r,
+         "info qtree lists devices and their ports", r)
+    t.eq(h("info pci"), "", "info pci: empty (no PCI host yet)")
+    t.ok("unknown" in h("info nosuch"), "unknown info subcommand: a message")
+    t.ok("unknown command" in h("frobnicate"), "unknown HMP command: a message")
+    t.eq(h("info status"), "VM status: running\n", "info status")
+    r = q.cmd("human-monitor-command", {"command-line": 5})
+    t.eq(err_class(r), "GenericError", "human-monitor-command with a number: GenericError")
+    q.close()
+
+
+def run_control(vm):
+    q = vm.qmp()
+    other = vm.qmp()  # a second client sees the same events
+    qt = vm.qtest()
+    t0 = qt.val("clock_step 1000000")
+    t.eq(q.cmd("stop"), {"return": {}}, "stop")
+    e = q.event("STOP", 5)
+    t.ok(e is not None and "timestamp" in e and e["timestamp"]["seconds"] > 1e9
+         and 0 <= e["timestamp"]["microseconds"] < 1e6, "STOP event with a timestamp", e)
+    t.ok(other.event("STOP", 5) is not None, "second client got STOP too")
+    t.eq(q.cmd("query-status")["return"],
+         {"running": False, "singlestep": False, "status": "paused"}, "query-status paused")
+    # Paused: guest time stands still and timers do not run.
+    t1 = qt.val("clock_step 5000000")
+    t.eq(t1, t0, "paused: clock_step does not move guest time")
+    t.eq(q.cmd("stop"), {"return": {}}, "stop while paused: no-op")
+    t.eq(q.cmd("cont"), {"return": {}}, "cont")
+    t.ok(q.event("RESUME", 5) is not None, "RESUME event")
+    t.ok(not any(e["event"] == "STOP" for e in q.events), "no second STOP for the no-op stop")
+    t.eq(q.cmd("query-status")["return"]["status"], "running", "query-status running again")
+    t2 = qt.val("clock_step 1000")
+    t.eq(t2, t0 + 1000, "resumed: guest time continues where it stopped (no jump)")
+    t.eq(q.cmd("system_reset"), {"return": {}}, "system_reset")
+    e = q.event("RESET", 5)
+    t.ok(e is not None and e["data"] == {"guest": False, "reason": "host-qmp-system-reset"},
+         "RESET event: guest false, host-qmp-system-reset", e)
+    t.eq(q.cmd("query-status")["return"]["status"], "running", "running after reset")
+    # Power button: the SCI rises once the "guest" enabled PWRBTN_EN in PM1_EN.
+    qt.cmd("irq_intercept_in ioapic")
+    qt.outw(0x604, 1)  # SCI_EN
+    qt.outw(0x602, 0x100)  # PWRBTN_EN
+    t.eq(q.cmd("system_powerdown"), {"return": {}}, "system_powerdown")
+    e = q.event("POWERDOWN", 5)
+    t.ok(e is not None, "POWERDOWN event")
+    sts = qt.val("inw 0x600")
+    t.ok(sts & 0x100 and "IRQ raise 9" in qt.irqs, "power button: PWRBTN_STS and the SCI (IRQ 9)",
+         (hex(sts), qt.irqs))
+    # The guest powers off: SLP_TYP=S5 | SLP_EN in PM1_CNT.
+    qt.sock.sendall(b"outw 0x604 0x3401\n")
+    e = q.event("SHUTDOWN", 5)
+    t.ok(e is not None and e["data"] == {"guest": True, "reason": "guest-shutdown"},
+         "guest poweroff: SHUTDOWN guest true, guest-shutdown", e)
+    t.ok(other.event("SHUTDOWN", 5) is not None, "second client got SHUTDOWN")
+    t.eq(vm.wait(10), 0, "process exits 0 after the guest's poweroff")
+    for c in (q, other, qt):
+        c.close()
+
+
+def quit_(vm):
+    q = vm.qmp()
+    r = q.cmd("quit", id="bye")
+    t.eq(r, {"return": {}, "id": "bye"}, "quit returns before the VM goes")
+    e = q.event("SHUTDOWN", 5)
+    t.ok(e is not None and e["data"] == {"guest": False, "reason": "host-qmp-quit"},
+         "SHUTDOWN guest false, host-qmp-quit", e)
+    try:
+        closed = q.sock.recv(1) == b""
+    except OSError:
+        closed = True
+    t.ok(closed, "connection closed after quit")
+    t.eq(vm.wait(10), 0, "quit: exit 0")
+
+
+def errors(vm):
+    q = vm.qmp()
+    r = q.cmd("no-such-command", id=7)
+    t.ok(err_class(r) == "CommandNotFound" and r.get("id") == 7 and "desc" in r["error"],
+         "unknown command: CommandNotFound with desc and id", r)
+    q.send_raw('{"execute": "query-status", "id": \n  oops}\n')
+    r = q.reply()
+    t.eq(err_class(r), "GenericError", "malformed JSON: GenericError")
+    t.eq(q.cmd("query-name", id="after")["id"], "after", "connection usable after bad JSON")
+    q.send_raw('[1, 2, 3]\n')
+    t.eq(err_class(q.reply()), "GenericError", "non-object request: GenericError")
+    q.send_raw('"just a string"\n')
+    t.eq(err_class(q.reply()), "GenericError", "string request: GenericError")
+    q.send_raw('{"arguments": {}}\n')
+    r = q.reply()
+    t.ok(err_class(r) == "GenericError" and "execute" in r["error"]["desc"],
+         "missing execute: GenericError", r)
+    q.send_raw('{"execute": 42}\n')
+    t.eq(err_class(q.reply()), "GenericError", "execute not a string: GenericError")
+    q.send_raw('{"execute": "stop", "arguments": [1]}\n')
+    t.eq(err_class(q.reply()), "GenericError", "arguments not an object: GenericError")
+    q.send_raw('{"execute": "query-status", "bogus": 1}\n')
+    t.eq(err_class(q.reply()), "GenericError", "unexpected top-level member: GenericError")
+    r = q.cmd("query-status", {"extra": 1})
+    t.ok(err_class(r) == "GenericError" and "extra" in r["error"]["desc"],
+         "unexpected argument: GenericError", r)
+    r = q.cmd("send-key", {"keys": "a"})
+    t.ok(err_class(r) == "GenericError" and "keys" in r["error"]["desc"],
+         "wrong argument type: GenericError naming it", r)
+    r = q.cmd("send-key", {"keys": [{"type": "qcode", "data": "a"}], "hold-time": "long"})
+    t.eq(err_class(r), "GenericError", "hold-time as a string: GenericError")
+    r = q.cmd("send-key", {})
+    t.ok(err_class(r) == "GenericError" and "missing" in r["error"]["desc"],
+         "missing argument: GenericError", r)
+    r = q.cmd("send-key", {"keys": [{"type": "qcode", "data": "no-such-key"}]})
+    t.eq(err_class(r), "GenericError", "unknown QKeyCode: GenericError")
+    r = q.cmd("send-key", {"keys": [{"type": "qcode", "data": "a"}] * 17})
+    t.eq(err_class(r), "GenericError", "more than 16 keys: GenericError")
+    t.eq(q.cmd("query-status")["return"]["status"], "running", "VM still running after errors")
+
+    # A huge message is cut off: error, then the connection closes; others are unaffected.
+    big = vm.qmp()
+    try:
+        big.send_raw('{"execute": "query-status", "arguments": {"x": "' + "A" * (2 << 20))
+    except OSError:
+        pass
+    try:
+        r = big.reply()
+        got_err = err_class(r) == "GenericError"
+        big.reply()
+        closed = False
+    except (EOFError, OSError):
+        closed = True
+    t.ok(got_err and closed, "2 MiB request: GenericError, then connection closed")
+
+    # A client that sends a command and disconnects before reading the reply.
+    for _ in range(3):
+        c = vm.qmp()
+        c.send_raw('{"execute": "human-monitor-command", "arguments": {"command-line": '
+                   '"info mtree"}}\n{"execute": "query-commands"}\n')
+        c.sock.close()
+    # Garbage before the greeting is read, and a client that never negotiates.
+    raw = socket.socket(socket.AF_UNIX)
+    raw.connect(vm.qmp_path)
+    raw.sendall(b"\x00\xff\xfe garbage }}}]]]\n")
+    raw.close()
+    time.sleep(0.2)
+    t.ok(vm.alive(), "VM survives clients that vanish mid-reply and send garbage")
+    t.eq(q.cmd("query-status")["return"]["status"], "running", "first client still served")
+
+    # Several clients at once, up to the limit; one more is refused, not crashing anything.
+    clients = [vm.qmp() for _ in range(6)]  # with q: 7
+    ok = all(c.cmd("query-name", id=i).get("id") == i for i, c in enumerate(clients))
+    t.ok(ok, "7 clients at once all answered")
+    extra = [vm.qmp(negotiate=False)]  # 8th
+    try:
+        ninth = socket.socket(socket.AF_UNIX)
+        ninth.settimeout(5)
+        ninth.connect(vm.qmp_path)
+        refused = ninth.recv(100) == b""
+    except OSError:
+        refused = True
+    t.ok(refused, "client over the limit (8) is closed")
+    for c in clients + extra:
+        c.close()
+    t.eq(q.cmd("query-status")["return"]["status"], "running", "still running")
+    q.close()
+
+
+def tcp(vm):
+    q = vm.qmp()
+    t.eq(q.cmd("query-status")["return"]["status"], "running", "tcp: QMP over TCP on loopback")
+    q.cmd("quit")
+    t.eq(vm.wait(10), 0, "tcp: quit exits 0")
+
+
+def main():
+    if not os.path.exists(os.environ.get("KESTREL", "")):
+        print("1..0 # SKIP kestrel not built")
+        return 0
+    vm = Vm(["--cpus", "2", "--mem", "256M", "--name", "qmp-test"])
+    try:
+        protocol(vm)
+        queries(vm)
+        hmp(vm)
+        errors(vm)
+        run_control(vm)
+    finally:
+        vm.kill()
+    vm = Vm(qtest=False)
+    try:
+        quit_(vm)
+    finally:
+        vm.kill()
+    vm = Vm(qtest=False, qmp="tcp")
+    try:
+        tcp(vm)
+    finally:
+        vm.kill()
+    return t.done()
+
+
+if __name__ == "__main__":
+    try:
+        rc = main()
+    except Exception as e:  # a crash must be a failure, with its reason
+        import traceback
+        t.ok(False, f"test crashed: {e!r}", traceback.format_exc())
+        rc = t.done()
+    sys.exit(rc)

@@ -1,0 +1,544 @@
+/* QMP server: listener, clients, framing and dispatch, events. Protocol per QEMU's
+ * docs/interop/qmp-spec.rst (greeting, capabilities negotiation, commands, errors, events);
+ * the commands themselves are in vmm/qmp_cmds.c.
+ *
+ * A client's input goes through a json-c streaming tokener: several requests may arrive in
+ * one read and one request over many. A request longer than QMP_MAX_REQUEST bytes gets a
+ * GenericError and the connection is closed (the stream cannot be resynchronised inside a
+ * value); a syntax error gets a GenericError and the rest of that line is dropped. Output is
+ * queued per client and written as the socket takes it; a client that stops reading while
+ * more than QMP_MAX_OUTPUT bytes wait is disconnected, so it cannot hold the VM up.
+ */
+#define LOG_SUBSYS "qmp"
+#include <errno.h>
+#include <json-c/json.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "vmm/qmp.h"
+#include "qmp_int.h"
+#include "vmm/vm.h"
+
+#define QMP_MAX_OUTPUT (8u << 20)
+
+/* --- output ------------------------------------------------------------------------------ */
+
+static void client_flush(struct qmp_client *cl)
+{
+	while (cl->out_len && !cl->dead) {
+		ssize_t n = send(cl->fd, cl->out, cl->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			cl->dead = true; /* gone mid-reply: drop what is left */
+			return;
+		}
+		memmove(cl->out, cl->out + n, cl->out_len - (size_t)n);
+		cl->out_len -= (size_t)n;
+	}
+	bool want = cl->out_len > 0;
+	if (want != cl->want_out && !cl->dead) {
+		event_loop_mod_fd(&cl->srv->vm->loop, cl->fd, EPOLLIN | (want ? EPOLLOUT : 0));
+		cl->want_out = want;
+	}
+}
+
+static void client_send(struct qmp_client *cl, struct json_object *obj)
+{
+	if (cl->dead)
+		return;
+	const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+	size_t len = strlen(s);
+	if (cl->out_len + len + 2 > QMP_MAX_OUTPUT) {
+		log_warn("QMP client does not read its replies; disconnecting it");
+		cl->dead = true;
+		return;
+	}
+	if (cl->out_len + len + 2 > cl->out_cap) {
+		size_t cap = cl->out_cap ? cl->out_cap : 4096;
+		while (cap < cl->out_len + len + 2)
+			cap *= 2;
+		char *p = realloc(cl->out, cap);
+		if (!p) {
+			cl->dead = true;
+			return;
+		}
+		cl->out = p;
+		cl->out_cap = cap;
+	}
+	memcpy(cl->out + cl->out_len, s, len);
+	memcpy(cl->out + cl->out_len + len, "\r\n", 2);
+	cl->out_len += len + 2;
+	client_flush(cl);
+}
+
+static void client_free(struct qmp_client *cl)
+{
+	struct qmp_server *s = cl->srv;
+	event_loop_del_fd(&s->vm->loop, cl->fd);
+	close(cl->fd);
+	if (cl->tok)
+		json_tokener_free(cl->tok);
+	free(cl->out);
+	for (unsigned i = 0; i < QMP_MAX_CLIENTS; i++)
+		if (s->clients[i] == cl)
+			s->clients[i] = NULL;
+	free(cl);
+}
+
+/* Free the clients that failed; never called from inside a client's own handler while it
+ * still uses the client. */
+static void reap(struct qmp_server *s)
+{
+	for (unsigned i = 0; i < QMP_MAX_CLIENTS; i++)
+		if (s->clients[i] && s->clients[i]->dead)
+			client_free(s->clients[i]);
+}
+
+static struct json_object *timestamp(void)
+{
+	uint64_t ns = clock_realtime_ns();
+	struct json_object *t = json_object_new_object();
+	json_object_object_add(t, "seconds", json_object_new_int64((int64_t)(ns / NSEC_PER_SEC)));
+	json_object_object_add(t, "microseconds",
+			       json_object_new_int64((int64_t)(ns % NSEC_PER_SEC / 1000)));
+	return t;
+}
+
+void qmp_emit_event(struct qmp_server *s, const char *name, struct json_object *data)
+{
+	if (!s) {
+		json_object_put(data);
+		return;
+	}
+	struct json_object *ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string(name));
+	json_object_object_add(ev, "data", data ? data : json_object_new_object());
+	json_object_object_add(ev, "timestamp", timestamp());
+	for (unsigned i = 0; i < QMP_MAX_CLIENTS; i++)
+		if (s->clients[i] && s->clients[i]->negotiated)
+			client_send(s->clients[i], ev);
+	json_object_put(ev);
+	if (!s->in_handler)
+		reap(s);
+}
+
+void qmp_emit_shutdown(struct qmp_server *s, const char *name, bool guest, const char *reason)
+{
+	if (!s)
+		return;
+	struct json_object *d = json_object_new_object();
+	json_object_object_add(d, "guest", json_object_new_boolean(guest));
+	json_object_object_add(d, "reason", json_object_new_string(reason));
+	qmp_emit_event(s, name, d);
+}
+
+/* --- requests ---------------------------------------------------------------------------- */
+
+void qmp_error(struct qmp_ctx *c, const char *cls, const char *fmt, ...)
+{
+	va_list ap;
+	c->err_class = cls;
+	va_start(ap, fmt);
+	vsnprintf(c->err_desc, sizeof(c->err_desc), fmt, ap);
+	va_end(ap);
+}
+
+static void send_error(struct qmp_client *cl, struct json_object *id, const char *cls,
+		       const char *desc)
+{
+	struct json_object *r = json_object_new_object();
+	struct json_object *e = json_object_new_object();
+	json_object_object_add(e, "class", json_object_new_string(cls));
+	json_object_object_add(e, "desc", json_object_new_string(desc));
+	json_object_object_add(r, "error", e);
+	if (id)
+		json_object_object_add(r, "id", json_object_get(id));
+	client_send(cl, r);
+	json_object_put(r);
+}
+
+static const char *type_name(enum qmp_arg_type t)
+{
+	switch (t) {
+	case QMP_ARG_STR:
+		return "string";
+	case QMP_ARG_INT:
+		return "integer";
+	case QMP_ARG_BOOL:
+		return "boolean";
+	case QMP_ARG_ARRAY:
+		return "array";
+	case QMP_ARG_OBJECT:
+		return "object";
+	}
+	return "?";
+}
+
+static bool type_ok(struct json_object *v, enum qmp_arg_type t)
+{
+	switch (t) {
+	case QMP_ARG_STR:
+		return json_object_is_type(v, json_type_string);
+	case QMP_ARG_INT:
+		return json_object_is_type(v, json_type_int);
+	case QMP_ARG_BOOL:
+		return json_object_is_type(v, json_type_boolean);
+	case QMP_ARG_ARRAY:
+		return json_object_is_type(v, json_type_array);
+	case QMP_ARG_OBJECT:
+		return json_object_is_type(v, json_type_object);
+	}
+	return false;
+}
+
+/* Arguments against the command's table: no unknown ones, required ones there, types. */
+static bool check_args(struct qmp_ctx *c, const struct qmp_command *cmd, struct json_object *args)
+{
+	json_object_object_foreach(args, key, val)
+	{
+		const struct qmp_arg *a = cmd->args;
+		while (a && a->name && strcmp(a->name, key))
+			a++;
+		if (!a || !a->name) {
+			qmp_error(c, "GenericError", "Parameter '%s' is unexpected", key);
+			return false;
+		}
+		if (!type_ok(val, a->type)) {
+			qmp_error(c, "GenericError",
+				  "Invalid parameter type for '%s', expected: %s", key,
+				  type_name(a->type));
+			return false;
+		}
+	}
+	for (const struct qmp_arg *a = cmd->args; a && a->name; a++)
+		if (!a->optional && !json_object_object_get_ex(args, a->name, NULL)) {
+			qmp_error(c, "GenericError", "Parameter '%s' is missing", a->name);
+			return false;
+		}
+	return true;
+}
+
+static void handle_request(struct qmp_client *cl, struct json_object *req)
+{
+	struct qmp_server *s = cl->srv;
+	struct json_object *id = NULL, *exec = NULL, *args = NULL;
+	if (!json_object_is_type(req, json_type_object)) {
+		send_error(cl, NULL, "GenericError", "QMP input must be a JSON object");
+		return;
+	}
+	json_object_object_get_ex(req, "id", &id);
+	json_object_object_foreach(req, key, val)
+	{
+		(void)val;
+		if (strcmp(key, "execute") && strcmp(key, "arguments") && strcmp(key, "id")) {
+			char desc[160];
+			snprintf(desc, sizeof(desc), "QMP input member '%.100s' is unexpected",
+				 key);
+			send_error(cl, id, "GenericError", desc);
+			return;
+		}
+	}
+	if (!json_object_object_get_ex(req, "execute", &exec)) {
+		send_error(cl, id, "GenericError", "QMP input lacks member 'execute'");
+		return;
+	}
+	if (!json_object_is_type(exec, json_type_string)) {
+		send_error(cl, id, "GenericError", "QMP input member 'execute' must be a string");
+		return;
+	}
+	if (json_object_object_get_ex(req, "arguments", &args) &&
+	    !json_object_is_type(args, json_type_object)) {
+		send_error(cl, id, "GenericError",
+			   "QMP input member 'arguments' must be an object");
+		return;
+	}
+	const char *name = json_object_get_string(exec);
+	bool is_caps = !strcmp(name, "qmp_capabilities");
+	if (!cl->negotiated && !is_caps) {
+		send_error(cl, id, "CommandNotFound",
+			   "Expecting capabilities negotiation with 'qmp_capabilities'");
+		return;
+	}
+	if (cl->negotiated && is_caps) {
+		send_error(cl, id, "CommandNotFound",
+			   "Capabilities negotiation is already complete, command ignored");
+		return;
+	}
+	const struct qmp_command *cmd = qmp_find_command(name);
+	if (!cmd) {
+		char desc[160];
+		snprintf(desc, sizeof(desc), "The command %.100s has not been found", name);
+		send_error(cl, id, "CommandNotFound", desc);
+		return;
+	}
+	struct qmp_ctx c = {.srv = s, .client = cl, .vm = s->vm};
+	struct json_object *empty = NULL;
+	if (!args)
+		args = empty = json_object_new_object();
+	struct json_object *ret = NULL;
+	if (check_args(&c, cmd, args))
+		ret = cmd->fn(&c, args);
+	json_object_put(empty);
+	if (c.err_class) {
+		json_object_put(ret);
+		send_error(cl, id, c.err_class, c.err_desc);
+		return;
+	}
+	struct json_object *r = json_object_new_object();
+	json_object_object_add(r, "return", ret ? ret : json_object_new_object());
+	if (id)
+		json_object_object_add(r, "id", json_object_get(id));
+	client_send(cl, r);
+	json_object_put(r);
+}
+
+/* Feed one read's bytes to the tokener; every complete value is a request. */
+static void client_input(struct qmp_client *cl, const char *buf, size_t len)
+{
+	size_t off = 0;
+	while (off < len && !cl->dead) {
+		/* Whitespace between requests is not part of any request. */
+		if (cl->req_bytes == 0 &&
+		    (buf[off] == ' ' || buf[off] == '\n' || buf[off] == '\r' || buf[off] == '\t')) {
+			off++;
+			continue;
+		}
+		struct json_object *obj =
+		    json_tokener_parse_ex(cl->tok, buf + off, (int)(len - off));
+		enum json_tokener_error jerr = json_tokener_get_error(cl->tok);
+		if (jerr == json_tokener_continue) {
+			cl->req_bytes += len - off;
+			if (cl->req_bytes > QMP_MAX_REQUEST) {
+				send_error(cl, NULL, "GenericError",
+					   "JSON request too large (limit 1 MiB); closing");
+				client_flush(cl);
+				cl->dead = true;
+			}
+			return;
+		}
+		size_t used = json_tokener_get_parse_end(cl->tok);
+		if (jerr != json_tokener_success) {
+			char desc[200];
+			snprintf(desc, sizeof(desc), "JSON parse error, %s",
+				 json_tokener_error_desc(jerr));
+			send_error(cl, NULL, "GenericError", desc);
+			json_tokener_reset(cl->tok);
+			cl->req_bytes = 0;
+			/* Resynchronise at the line after the error. */
+			off += used < len - off ? used : len - off;
+			const char *nl = memchr(buf + off, '\n', len - off);
+			off = nl ? (size_t)(nl - buf) + 1 : len;
+			continue;
+		}
+		if (cl->req_bytes + used > QMP_MAX_REQUEST) {
+			send_error(cl, NULL, "GenericError",
+				   "JSON request too large (limit 1 MiB); closing");
+			json_object_put(obj);
+			client_flush(cl);
+			cl->dead = true;
+			return;
+		}
+		off += used ? used : len - off;
+		json_tokener_reset(cl->tok);
+		cl->req_bytes = 0;
+		handle_request(cl, obj);
+		json_object_put(obj);
+	}
+}
+
+static void on_client(void *opaque, uint32_t events)
+{
+	struct qmp_client *cl = opaque;
+	struct qmp_server *s = cl->srv;
+	s->in_handler = true;
+	if (events & EPOLLOUT)
+		client_flush(cl);
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		char buf[8192];
+		ssize_t n = recv(cl->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			cl->dead = true;
+		else if (n > 0)
+			client_input(cl, buf, (size_t)n);
+	}
+	s->in_handler = false;
+	reap(s);
+}
+
+static void send_greeting(struct qmp_client *cl)
+{
+	unsigned major = 0, minor = 0, micro = 0;
+	sscanf(KESTREL_VERSION, "%u.%u.%u", &major, &minor, &micro);
+	struct json_object *v = json_object_new_object();
+	json_object_object_add(v, "major", json_object_new_int((int)major));
+	json_object_object_add(v, "minor", json_object_new_int((int)minor));
+	json_object_object_add(v, "micro", json_object_new_int((int)micro));
+	struct json_object *ver = json_object_new_object();
+	json_object_object_add(ver, "qemu", v);
+	json_object_object_add(ver, "package", json_object_new_string("kestrel-" KESTREL_VERSION));
+	struct json_object *q = json_object_new_object();
+	json_object_object_add(q, "version", ver);
+	json_object_object_add(q, "capabilities", json_object_new_array());
+	struct json_object *g = json_object_new_object();
+	json_object_object_add(g, "QMP", q);
+	client_send(cl, g);
+	json_object_put(g);
+}
+
+static void on_accept(void *opaque, uint32_t events)
+{
+	struct qmp_server *s = opaque;
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	unsigned slot = QMP_MAX_CLIENTS;
+	for (unsigned i = 0; i < QMP_MAX_CLIENTS && slot == QMP_MAX_CLIENTS; i++)
+		if (!s->clients[i])
+			slot = i;
+	struct qmp_client *cl = slot < QMP_MAX_CLIENTS ? calloc(1, sizeof(*cl)) : NULL;
+	if (!cl) {
+		log_warn("QMP: refusing a client (%u connected)", QMP_MAX_CLIENTS);
+		close(fd);
+		return;
+	}
+	cl->srv = s;
+	cl->fd = fd;
+	cl->tok = json_tokener_new_ex(64);
+	if (!cl->tok || event_loop_add_fd(&s->vm->loop, fd, EPOLLIN, on_client, cl)) {
+		if (cl->tok)
+			json_tokener_free(cl->tok);
+		free(cl);
+		close(fd);
+		return;
+	}
+	s->clients[slot] = cl;
+	send_greeting(cl);
+	reap(s);
+}
+
+/* --- listener ---------------------------------------------------------------------------- */
+
+static int listen_unix(struct qmp_server *s, const char *path, size_t plen, struct error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (plen == 0 || plen >= sizeof(sa.sun_path))
+		return error_set(err, -EINVAL, "--qmp: bad unix socket path");
+	memcpy(sa.sun_path, path, plen);
+	s->unix_path = strndup(path, plen);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s->listen_fd < 0)
+		return error_set(err, -errno, "--qmp: socket: %s", strerror(errno));
+	unlink(s->unix_path);
+	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(s->listen_fd, 8))
+		return error_set(err, -errno, "--qmp: cannot listen on %s: %s", s->unix_path,
+				 strerror(errno));
+	return 0;
+}
+
+static int listen_tcp(struct qmp_server *s, const char *hostport, size_t len, struct error *err)
+{
+	char buf[256];
+	if (len >= sizeof(buf))
+		return error_set(err, -EINVAL, "--qmp: address too long");
+	memcpy(buf, hostport, len);
+	buf[len] = '\0';
+	char *colon = strrchr(buf, ':');
+	if (!colon || !colon[1])
+		return error_set(err, -EINVAL, "--qmp: tcp needs HOST:PORT (HOST may be empty)");
+	*colon = '\0';
+	const char *host = buf[0] ? buf : "127.0.0.1";
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *ai = NULL;
+	int r = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (r)
+		return error_set(err, -EINVAL, "--qmp: %s:%s: %s", host, colon + 1,
+				 gai_strerror(r));
+	s->listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1;
+	int ret = 0;
+	if (s->listen_fd < 0 ||
+	    setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(s->listen_fd, ai->ai_addr, ai->ai_addrlen) || listen(s->listen_fd, 8))
+		ret = error_set(err, -errno, "--qmp: cannot listen on %s:%s: %s", host, colon + 1,
+				strerror(errno));
+	freeaddrinfo(ai);
+	return ret;
+}
+
+int qmp_server_create(struct qmp_server **out, struct vm *vm, const char *spec, struct error *err)
+{
+	struct qmp_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return error_set(err, -ENOMEM, "out of memory");
+	s->vm = vm;
+	s->listen_fd = -1;
+	monitor_init(&s->mon, vm);
+	int ret;
+	size_t len = strcspn(spec, ","); /* options (server=on, wait=off) need nothing */
+	if (!strncmp(spec, "unix:", 5))
+		ret = listen_unix(s, spec + 5, len - 5, err);
+	else if (!strncmp(spec, "tcp:", 4))
+		ret = listen_tcp(s, spec + 4, len - 4, err);
+	else
+		ret =
+		    error_set(err, -EINVAL, "--qmp: '%s' is not unix:PATH or tcp:HOST:PORT", spec);
+	if (!ret) {
+		ret = event_loop_add_fd(&vm->loop, s->listen_fd, EPOLLIN, on_accept, s);
+		if (ret)
+			error_set(err, ret, "--qmp: cannot watch the socket");
+	}
+	if (ret) {
+		if (s->listen_fd >= 0)
+			close(s->listen_fd);
+		if (s->unix_path)
+			unlink(s->unix_path);
+		free(s->unix_path);
+		free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+void qmp_server_destroy(struct qmp_server *s)
+{
+	if (!s)
+		return;
+	qmp_keys_cancel(s);
+	/* The last replies and the SHUTDOWN event: give each client up to a second. */
+	uint64_t until = clock_monotonic_ns() + NSEC_PER_SEC;
+	for (unsigned i = 0; i < QMP_MAX_CLIENTS; i++) {
+		struct qmp_client *cl = s->clients[i];
+		while (cl && cl->out_len && !cl->dead && clock_monotonic_ns() < until) {
+			struct pollfd p = {.fd = cl->fd, .events = POLLOUT};
+			if (poll(&p, 1, 100) < 0)
+				break;
+			client_flush(cl);
+		}
+		if (cl)
+			client_free(cl);
+	}
+	event_loop_del_fd(&s->vm->loop, s->listen_fd);
+	close(s->listen_fd);
+	if (s->unix_path)
+		unlink(s->unix_path);
+	free(s->unix_path);
+	free(s);
+}
+
+int qmp_add_info(struct qmp_server *s, const char *name, const char *help, monitor_info_fn fn,
+		 void *opaque)
+{
+	return monitor_add_info(&s->mon, name, help, fn, opaque);
+}

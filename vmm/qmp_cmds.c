@@ -1,0 +1,359 @@
+/* QMP commands: negotiation, queries, run control, send-key and human-monitor-command.
+ * Names, arguments and return shapes follow QEMU's QAPI schema (QEMU qapi/ control.json,
+ * run-state, machine, misc, ui for send-key/KeyValue, block, machine for query-cpus-fast).
+ */
+#define LOG_SUBSYS "qmp"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "hw/keymap.h"
+#include "qmp_int.h"
+#include "util/log.h"
+#include "vmm/vm.h"
+
+#define SEND_KEY_DEFAULT_HOLD_MS 100
+
+static struct json_object *cmd_qmp_capabilities(struct qmp_ctx *c, struct json_object *args)
+{
+	struct json_object *enable;
+	if (json_object_object_get_ex(args, "enable", &enable) &&
+	    json_object_array_length(enable) > 0) {
+		struct json_object *cap = json_object_array_get_idx(enable, 0);
+		qmp_error(c, "GenericError", "Capability '%s' not available",
+			  json_object_get_string(cap));
+		return NULL;
+	}
+	c->client->negotiated = true;
+	return NULL;
+}
+
+static struct json_object *cmd_query_version(struct qmp_ctx *c, struct json_object *args)
+{
+	unsigned major = 0, minor = 0, micro = 0;
+	sscanf(KESTREL_VERSION, "%u.%u.%u", &major, &minor, &micro);
+	struct json_object *v = json_object_new_object();
+	json_object_object_add(v, "major", json_object_new_int((int)major));
+	json_object_object_add(v, "minor", json_object_new_int((int)minor));
+	json_object_object_add(v, "micro", json_object_new_int((int)micro));
+	struct json_object *r = json_object_new_object();
+	json_object_object_add(r, "qemu", v);
+	json_object_object_add(r, "package", json_object_new_string("kestrel-" KESTREL_VERSION));
+	return r;
+}
+
+static struct json_object *cmd_query_commands(struct qmp_ctx *c, struct json_object *args)
+{
+	struct json_object *r = json_object_new_array();
+	for (const struct qmp_command *cmd = qmp_commands; cmd->name; cmd++) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(cmd->name));
+		json_object_array_add(r, o);
+	}
+	return r;
+}
+
+static struct json_object *cmd_query_status(struct qmp_ctx *c, struct json_object *args)
+{
+	struct json_object *r = json_object_new_object();
+	json_object_object_add(r, "running",
+			       json_object_new_boolean(c->vm->state == VM_STATE_RUNNING));
+	json_object_object_add(r, "singlestep", json_object_new_boolean(false));
+	json_object_object_add(r, "status", json_object_new_string(monitor_run_state_name(c->vm)));
+	return r;
+}
+
+static struct json_object *cmd_query_name(struct qmp_ctx *c, struct json_object *args)
+{
+	struct json_object *r = json_object_new_object();
+	if (c->vm->cfg.name)
+		json_object_object_add(r, "name", json_object_new_string(c->vm->cfg.name));
+	return r;
+}
+
+static struct json_object *cmd_query_uuid(struct qmp_ctx *c, struct json_object *args)
+{
+	/* No --uuid option yet: the nil UUID, as QEMU reports without -uuid. */
+	struct json_object *r = json_object_new_object();
+	json_object_object_add(r, "UUID",
+			       json_object_new_string("00000000-0000-0000-0000-000000000000"));
+	return r;
+}
+
+static struct json_object *cmd_stop(struct qmp_ctx *c, struct json_object *args)
+{
+	monitor_vm_stop(c->vm);
+	return NULL;
+}
+
+static struct json_object *cmd_cont(struct qmp_ctx *c, struct json_object *args)
+{
+	if (c->vm->state == VM_STATE_SHUTDOWN) {
+		qmp_error(c, "GenericError", "The VM has shut down");
+		return NULL;
+	}
+	monitor_vm_cont(c->vm);
+	return NULL;
+}
+
+static struct json_object *cmd_system_reset(struct qmp_ctx *c, struct json_object *args)
+{
+	vm_request_host(c->vm, VM_REQ_RESET, 0, "host-qmp-system-reset");
+	return NULL;
+}
+
+static struct json_object *cmd_system_powerdown(struct qmp_ctx *c, struct json_object *args)
+{
+	acpi_pm_power_button(&c->vm->pm);
+	qmp_emit_event(c->srv, "POWERDOWN", NULL);
+	return NULL;
+}
+
+static struct json_object *cmd_quit(struct qmp_ctx *c, struct json_object *args)
+{
+	vm_request_host(c->vm, VM_REQ_EXIT, 0, "host-qmp-quit");
+	return NULL;
+}
+
+/* --- send-key ---------------------------------------------------------------------------- */
+
+/* A "number" key is QEMU's QKeyCode number space for send-key: the XT (set 1) scancode,
+ * with 0x80 added for E0-prefixed keys; map it back to a keycode through the set 2 table. */
+static int keycode_from_number(int64_t qnum)
+{
+	for (int k = 1; k < keymap_count(); k++) {
+		uint8_t seq[KEYMAP_MAX_SEQ];
+		int n = keymap_set2_sequence(k, true, seq);
+		int num = -1;
+		if (n == 1)
+			num = keymap_set2_to_set1(seq[0]);
+		else if (n == 2 && seq[0] == 0xe0)
+			num = 0x80 | keymap_set2_to_set1(seq[1]);
+		if (num == qnum)
+			return k;
+	}
+	return -ENOENT;
+}
+
+static void release_keys(struct qmp_server *s, struct qmp_key_release *r, bool send)
+{
+	for (int i = r->nr - 1; send && i >= 0; i--)
+		i8042_key_event(&s->vm->kbd, r->keys[i], false);
+	event_loop_del_fd(&s->vm->loop, r->timer_fd);
+	close(r->timer_fd);
+	for (struct qmp_key_release **p = &s->releases; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	free(r);
+}
+
+static void on_key_release(void *opaque, uint32_t events)
+{
+	struct qmp_key_release *r = opaque;
+	release_keys(r->srv, r, true);
+}
+
+void qmp_keys_cancel(struct qmp_server *s)
+{
+	while (s->releases)
+		release_keys(s, s->releases, true);
+}
+
+static int parse_key(struct qmp_ctx *c, struct json_object *key, unsigned idx)
+{
+	struct json_object *type, *data;
+	if (!json_object_is_type(key, json_type_object) ||
+	    !json_object_object_get_ex(key, "type", &type) ||
+	    !json_object_object_get_ex(key, "data", &data) ||
+	    !json_object_is_type(type, json_type_string)) {
+		qmp_error(c, "GenericError",
+			  "keys[%u]: expected {\"type\": \"qcode\"|\"number\", \"data\": ...}",
+			  idx);
+		return -EINVAL;
+	}
+	const char *t = json_object_get_string(type);
+	int k = -ENOENT;
+	if (!strcmp(t, "qcode") && json_object_is_type(data, json_type_string)) {
+		k = keymap_lookup_qcode(json_object_get_string(data));
+		if (k <= 0) {
+			qmp_error(c, "GenericError",
+				  "Parameter 'keys[%u].data' does not accept value '%s'", idx,
+				  json_object_get_string(data));
+			return -EINVAL;
+		}
+	} else if (!strcmp(t, "number") && json_object_is_type(data, json_type_int)) {
+		k = keycode_from_number(json_object_get_int64(data));
+		if (k <= 0) {
+			qmp_error(c, "GenericError", "keys[%u]: no key has number %lld", idx,
+				  (long long)json_object_get_int64(data));
+			return -EINVAL;
+		}
+	} else {
+		qmp_error(c, "GenericError",
+			  "keys[%u]: 'type' must be qcode (string data) or "
+			  "number (integer data)",
+			  idx);
+		return -EINVAL;
+	}
+	return k;
+}
+
+static struct json_object *cmd_send_key(struct qmp_ctx *c, struct json_object *args)
+{
+	struct json_object *keys, *hold;
+	json_object_object_get_ex(args, "keys", &keys);
+	size_t n = json_object_array_length(keys);
+	int64_t hold_ms = SEND_KEY_DEFAULT_HOLD_MS;
+	if (json_object_object_get_ex(args, "hold-time", &hold))
+		hold_ms = json_object_get_int64(hold);
+	if (n == 0 || n > QMP_MAX_KEYS) {
+		qmp_error(c, "GenericError", "send-key takes 1 to %d keys", QMP_MAX_KEYS);
+		return NULL;
+	}
+	if (hold_ms < 0 || hold_ms > 60000) {
+		qmp_error(c, "GenericError", "hold-time must be 0..60000 ms");
+		return NULL;
+	}
+	struct qmp_key_release *r = calloc(1, sizeof(*r));
+	if (!r) {
+		qmp_error(c, "GenericError", "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int k = parse_key(c, json_object_array_get_idx(keys, i), (unsigned)i);
+		if (k < 0) {
+			free(r);
+			return NULL;
+		}
+		r->keys[r->nr++] = k;
+	}
+	r->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	struct itimerspec its = {
+	    .it_value = {.tv_sec = hold_ms / 1000, .tv_nsec = (hold_ms % 1000) * 1000000 + 1}};
+	if (r->timer_fd < 0 || timerfd_settime(r->timer_fd, 0, &its, NULL) ||
+	    event_loop_add_fd(&c->vm->loop, r->timer_fd, EPOLLIN, on_key_release, r)) {
+		if (r->timer_fd >= 0)
+			close(r->timer_fd);
+		free(r);
+		qmp_error(c, "GenericError", "cannot arm the key release timer");
+		return NULL;
+	}
+	/* Pressed in order now, released in reverse order after hold-time (like QEMU). A guest
+	 * that has not enabled its keyboard yet simply misses them, as on real hardware. */
+	for (int i = 0; i < r->nr; i++) {
+		int ret = i8042_key_event(&c->vm->kbd, r->keys[i], true);
+		if (ret)
+			log_debug("send-key: key %d not queued: %s", r->keys[i], strerror(-ret));
+	}
+	r->srv = c->srv;
+	r->next = c->srv->releases;
+	c->srv->releases = r;
+	return NULL;
+}
+
+/* --- queries about the machine ----------------------------------------------------------- */
+
+static struct json_object *cmd_query_cpus_fast(struct qmp_ctx *c, struct json_object *args)
+{
+	struct json_object *r = json_object_new_array();
+	for (unsigned i = 0; i < c->vm->nr_vcpus; i++) {
+		int tid = atomic_load(&c->vm->vcpus[i].tid);
+		struct json_object *o = json_object_new_object();
+		char path[64];
+		snprintf(path, sizeof(path), "/machine/unattached/device[%u]", i);
+		struct json_object *props = json_object_new_object();
+		json_object_object_add(props, "core-id", json_object_new_int((int)i));
+		json_object_object_add(props, "thread-id", json_object_new_int(0));
+		json_object_object_add(props, "socket-id", json_object_new_int(0));
+		json_object_object_add(o, "cpu-index", json_object_new_int((int)i));
+		json_object_object_add(o, "qom-path", json_object_new_string(path));
+		json_object_object_add(o, "thread-id", json_object_new_int(tid ? tid : getpid()));
+		json_object_object_add(o, "props", props);
+		json_object_object_add(o, "target", json_object_new_string("x86_64"));
+		json_object_array_add(r, o);
+	}
+	return r;
+}
+
+static struct json_object *cmd_query_kvm(struct qmp_ctx *c, struct json_object *args)
+{
+	char why[256];
+	struct json_object *r = json_object_new_object();
+	bool on = c->vm->accel.ops && !strcmp(c->vm->accel.ops->name, "kvm");
+	json_object_object_add(r, "enabled", json_object_new_boolean(on));
+	json_object_object_add(r, "present",
+			       json_object_new_boolean(on || kvm_available(why, sizeof(why)) == 0));
+	return r;
+}
+
+static struct json_object *cmd_query_block(struct qmp_ctx *c, struct json_object *args)
+{
+	/* The pc machine has no disks until virtio-blk is wired into it. */
+	return json_object_new_array();
+}
+
+static struct json_object *cmd_query_memory_size_summary(struct qmp_ctx *c,
+							 struct json_object *args)
+{
+	struct json_object *r = json_object_new_object();
+	json_object_object_add(r, "base-memory", json_object_new_uint64(c->vm->cfg.mem_size));
+	json_object_object_add(r, "plugged-memory", json_object_new_uint64(0));
+	return r;
+}
+
+static struct json_object *cmd_hmp(struct qmp_ctx *c, struct json_object *args)
+{
+	struct json_object *line;
+	json_object_object_get_ex(args, "command-line", &line);
+	char *out = NULL;
+	int ret = monitor_hmp(&c->srv->mon, json_object_get_string(line), &out);
+	if (ret == -ENOMEM) {
+		free(out);
+		qmp_error(c, "GenericError", "out of memory");
+		return NULL;
+	}
+	/* Like QEMU, an unknown HMP command is text in a successful return. */
+	struct json_object *r = json_object_new_string(out ? out : "");
+	free(out);
+	return r;
+}
+
+static const struct qmp_arg caps_args[] = {{"enable", QMP_ARG_ARRAY, true}, {NULL, 0, false}};
+static const struct qmp_arg send_key_args[] = {
+    {"keys", QMP_ARG_ARRAY, false}, {"hold-time", QMP_ARG_INT, true}, {NULL, 0, false}};
+static const struct qmp_arg hmp_args[] = {
+    {"command-line", QMP_ARG_STR, false}, {"cpu-index", QMP_ARG_INT, true}, {NULL, 0, false}};
+
+const struct qmp_command qmp_commands[] = {
+    {"qmp_capabilities", cmd_qmp_capabilities, caps_args},
+    {"query-version", cmd_query_version, NULL},
+    {"query-commands", cmd_query_commands, NULL},
+    {"query-status", cmd_query_status, NULL},
+    {"query-name", cmd_query_name, NULL},
+    {"query-uuid", cmd_query_uuid, NULL},
+    {"query-cpus-fast", cmd_query_cpus_fast, NULL},
+    {"query-kvm", cmd_query_kvm, NULL},
+    {"query-block", cmd_query_block, NULL},
+    {"query-memory-size-summary", cmd_query_memory_size_summary, NULL},
+    {"stop", cmd_stop, NULL},
+    {"cont", cmd_cont, NULL},
+    {"system_reset", cmd_system_reset, NULL},
+    {"system_powerdown", cmd_system_powerdown, NULL},
+    {"quit", cmd_quit, NULL},
+    {"send-key", cmd_send_key, send_key_args},
+    {"human-monitor-command", cmd_hmp, hmp_args},
+    {NULL, NULL, NULL},
+};
+
+const struct qmp_command *qmp_find_command(const char *name)
+{
+	for (const struct qmp_command *cmd = qmp_commands; cmd->name; cmd++)
+		if (!strcmp(cmd->name, name))
+			return cmd;
+	return NULL;
+}
