@@ -358,7 +358,7 @@ int blk_check(struct blk *b, unsigned fix, struct blk_check_result *r)
 	memset(r, 0, sizeof(*r));
 	if (!b->drv->check)
 		return 0;
-	if (fix && b->readonly) {
+	if ((fix & ~BLK_CHECK_QUIET) && b->readonly) {
 		blk_set_error("%s: image is open read-only, cannot repair", b->path);
 		return -EROFS;
 	}

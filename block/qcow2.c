@@ -850,11 +850,14 @@ static int qcow2_pread(struct blk *b, uint64_t off, void *vbuf, size_t len)
 		int ret = get_mapping(s, off, len, &m);
 		if (ret == 0 && m.type == QCOW2_COMPRESSED)
 			ret = read_mapped(b, s, &m, off, buf, m.bytes);
+		if (ret == 0 && m.type != QCOW2_COMPRESSED)
+			pthread_rwlock_rdlock(&s->io_lock);
 		pthread_mutex_unlock(&s->lock);
 		if (ret < 0)
 			return ret;
 		if (m.type != QCOW2_COMPRESSED) {
 			ret = read_mapped(b, s, &m, off, buf, m.bytes);
+			pthread_rwlock_unlock(&s->io_lock);
 			if (ret < 0)
 				return ret;
 		}
@@ -911,8 +914,10 @@ static int finish_frees(struct qcow2 *s, struct write_ctx *w)
 		ret = qcow2_cache_flush(s);
 		if (ret == 0)
 			ret = qcow2_sync(s);
+		pthread_rwlock_wrlock(&s->io_lock); /* wait for I/O to the clusters being freed */
 		for (size_t i = 0; i < w->nfrees && ret == 0; i++)
 			ret = qcow2_update_refcount(s, w->frees[i].off, w->frees[i].len, -1);
+		pthread_rwlock_unlock(&s->io_lock);
 	}
 	free(w->frees);
 	w->frees = NULL;
@@ -1145,8 +1150,10 @@ static int qcow2_pwrite(struct blk *b, uint64_t off, const void *vbuf, size_t le
 			break;
 		if (m.writable) {
 			/* Allocated and ours alone: plain write, without holding the lock. */
+			pthread_rwlock_rdlock(&s->io_lock);
 			pthread_mutex_unlock(&s->lock);
 			ret = blk_raw_driver.pwrite(s->file, m.host, buf, m.bytes);
+			pthread_rwlock_unlock(&s->io_lock);
 			pthread_mutex_lock(&s->lock);
 		} else {
 			ret = write_alloc(b, s, &w, off, buf, m.bytes);
@@ -1525,6 +1532,7 @@ static void qcow2_free(struct qcow2 *s)
 	if (s->file)
 		blk_close(s->file);
 	pthread_mutex_destroy(&s->lock);
+	pthread_rwlock_destroy(&s->io_lock);
 	free(s);
 }
 
@@ -1567,9 +1575,10 @@ static int load_tables(struct qcow2 *s, const char *path)
 	qcow2_rebuild_refblock_index(s);
 	for (uint32_t i = 1; i < s->nb_refblocks; i++)
 		if (s->refblock_sorted[i] == s->refblock_sorted[i - 1]) {
-			blk_set_error("%s: two refcount table entries point to the same refcount block "
-				      "at 0x%llx",
-				      path, (unsigned long long)s->refblock_sorted[i]);
+			blk_set_error(
+			    "%s: two refcount table entries point to the same refcount block "
+			    "at 0x%llx",
+			    path, (unsigned long long)s->refblock_sorted[i]);
 			return -EINVAL;
 		}
 	for (uint32_t i = 0; i < s->reftable_size; i++) {
@@ -1646,6 +1655,7 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_rwlock_init(&s->io_lock, NULL);
 	b->opaque = s;
 	ret = blk_open_file(b->path, o->readonly, o->cache, &s->file);
 	if (ret < 0)
@@ -1746,7 +1756,9 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 			/* Refcounts may be stale (lazy refcounts): rebuild them, then clear. */
 			struct blk_check_result r;
 			log_info("%s: image was not closed cleanly, repairing refcounts", b->path);
+			s->check_quiet = true;
 			ret = qcow2_check(b, BLK_CHECK_FIX_LEAKS | BLK_CHECK_FIX_ERRORS, &r);
+			s->check_quiet = false;
 			if (ret < 0)
 				goto err;
 			s->h.incompat &= ~QCOW2_INCOMPAT_DIRTY;

@@ -29,7 +29,7 @@ static void report(struct check *c, const char *fmt, ...) __attribute__((format(
 
 static void report(struct check *c, const char *fmt, ...)
 {
-	if (c->reported++ < MAX_REPORTED) {
+	if (c->reported++ < MAX_REPORTED && !c->s->check_quiet) {
 		va_list ap;
 		va_start(ap, fmt);
 		vfprintf(stderr, fmt, ap);
@@ -65,7 +65,7 @@ static bool bad_offset(struct check *c, uint64_t off, const char *what)
 {
 	struct qcow2 *s = c->s;
 	if ((off & (s->cluster_size - 1)) || (off >> s->cluster_bits) >= c->nclusters || off == 0) {
-		if (c->reported++ < MAX_REPORTED)
+		if (c->reported++ < MAX_REPORTED && !s->check_quiet)
 			fprintf(stderr,
 				"ERROR: %s offset 0x%llx is unaligned or outside the image\n", what,
 				(unsigned long long)off);
@@ -303,7 +303,7 @@ static int check_pass(struct blk *b, unsigned fix, struct blk_check_result *r)
 		bool leak = stored > computed;
 		bool fixing = (leak && (fix & BLK_CHECK_FIX_LEAKS)) ||
 			      (!leak && (fix & BLK_CHECK_FIX_ERRORS));
-		if (c.reported++ < MAX_REPORTED)
+		if (c.reported++ < MAX_REPORTED && !s->check_quiet)
 			fprintf(stderr, "%s cluster %llu refcount=%llu reference=%llu\n",
 				fixing ? "Repairing"
 				: leak ? "Leaked"
@@ -337,7 +337,7 @@ count:
 	ret = check_copied(&c, fix);
 	if (ret < 0)
 		goto out;
-	if (c.reported > MAX_REPORTED)
+	if (c.reported > MAX_REPORTED && !s->check_quiet)
 		fprintf(stderr, "(%u more problems not shown)\n", c.reported - MAX_REPORTED);
 	r->total_clusters = (b->size + cs - 1) / cs;
 	r->image_end_offset = (highest + 1) * cs;
@@ -354,6 +354,11 @@ int qcow2_check(struct blk *b, unsigned fix, struct blk_check_result *r)
 	struct qcow2 *s = b->opaque;
 	int ret;
 	pthread_mutex_lock(&s->lock);
+	pthread_rwlock_wrlock(&s->io_lock);
+	bool was_quiet = s->check_quiet;
+	if (fix & BLK_CHECK_QUIET)
+		s->check_quiet = true;
+	fix &= ~BLK_CHECK_QUIET;
 	ret = qcow2_cache_flush(s);
 	if (ret < 0)
 		goto out;
@@ -379,6 +384,8 @@ int qcow2_check(struct blk *b, unsigned fix, struct blk_check_result *r)
 	r->leaks_fixed = leaks_fixed;
 	r->corruptions_fixed = corr_fixed;
 out:
+	s->check_quiet = was_quiet;
+	pthread_rwlock_unlock(&s->io_lock);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }

@@ -497,6 +497,7 @@ int qcow2_snapshot_apply(struct blk *b, const char *name)
 	uint64_t *snl1 = NULL, *old = NULL;
 	int ret;
 	pthread_mutex_lock(&s->lock);
+	pthread_rwlock_wrlock(&s->io_lock); /* clusters will be freed */
 	int i = find_snapshot(s, name);
 	if (i < 0) {
 		blk_set_error("%s: no snapshot '%s'", b->path, name);
@@ -564,6 +565,7 @@ int qcow2_snapshot_apply(struct blk *b, const char *name)
 out:
 	free(old);
 	free(snl1);
+	pthread_rwlock_unlock(&s->io_lock);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -575,6 +577,7 @@ int qcow2_snapshot_delete(struct blk *b, const char *name)
 	uint64_t *snl1 = NULL;
 	int ret;
 	pthread_mutex_lock(&s->lock);
+	pthread_rwlock_wrlock(&s->io_lock); /* clusters will be freed */
 	int i = find_snapshot(s, name);
 	if (i < 0) {
 		blk_set_error("%s: no snapshot '%s'", b->path, name);
@@ -615,6 +618,7 @@ int qcow2_snapshot_delete(struct blk *b, const char *name)
 		ret = qcow2_fix_copied(s);
 out:
 	free(snl1);
+	pthread_rwlock_unlock(&s->io_lock);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }

@@ -119,6 +119,7 @@ enum blk_format blk_format_parse(const char *name); /* -1 if unknown */
 /* Consistency check (qcow2; raw has nothing to check). */
 #define BLK_CHECK_FIX_LEAKS  1u
 #define BLK_CHECK_FIX_ERRORS 2u
+#define BLK_CHECK_QUIET	     4u /* no per-problem lines on stderr, counts only */
 struct blk_check_result {
 	uint64_t corruptions, leaks, check_errors;
 	uint64_t corruptions_fixed, leaks_fixed;

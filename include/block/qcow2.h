@@ -115,6 +115,10 @@ struct qcow2_ext {
 struct qcow2 {
 	struct blk *file;
 	pthread_mutex_t lock;
+	/* Held for reading by data I/O done outside `lock`, for writing while clusters are
+	 * released, so a cluster is never freed and reused under an in-flight request. Taken
+	 * (either way) only while holding `lock`. */
+	pthread_rwlock_t io_lock;
 	struct qcow2_header h;
 	uint32_t cluster_size, cluster_bits;
 	uint32_t l2_entries, l2_bits;
@@ -141,6 +145,7 @@ struct qcow2 {
 	uint64_t comp_next;   /* byte offset where the next compressed cluster may go, 0 = none */
 	uint8_t *cbuf;	      /* one decompressed cluster */
 	uint64_t cbuf_offset; /* L2 entry it holds, 0 = none */
+	bool check_quiet;     /* check prints no per-cluster lines (repair on open) */
 };
 
 /* Cluster mapping for a guest offset. */

@@ -64,7 +64,7 @@ static void exercise(struct blk *b, bool rw)
 		(void)!blk_flush(b);
 	}
 	struct blk_check_result r;
-	(void)!blk_check(b, 0, &r);
+	(void)!blk_check(b, BLK_CHECK_QUIET, &r);
 }
 
 int fuzz_qcow2_one(const uint8_t *data, size_t size)

@@ -14,6 +14,8 @@ HAVE_QEMU=1
 command -v qemu-img >/dev/null || HAVE_QEMU=0
 T=$(mktemp -d /tmp/kestrel-crash.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# private copies: a rebuild of the tree while this long test runs must not pull them away
+cp "$CW" "$T/crashwriter" && cp "$K" "$T/kestrel" && CW=$T/crashwriter K=$T/kestrel
 for cs in 4k 64k; do
 	img=$T/crash-$cs.qcow2 log=$T/crash-$cs.log
 	$K img create -f qcow2 -o cluster_size=$cs "$img" 16M >/dev/null
