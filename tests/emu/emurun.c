@@ -119,6 +119,7 @@ void emurun_case(const struct tcase *c, struct outcome *o)
 		goto out;
 	}
 	emu_get_state(cpu, &st);
+	st.cr0 |= 1ULL << 18; /* CR0.AM, as Linux runs the native side: EFLAGS.AC means #AC */
 	to_emu(&c->in, &st);
 	st.rip = CODE_BASE + c->code_off;
 	emu_set_state(cpu, &st);

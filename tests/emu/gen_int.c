@@ -1198,8 +1198,11 @@ static int gen_string(struct gen *g)
 static int gen_stack(struct gen *g)
 {
 	struct enc e;
-	int kind = (int)rnd(g, 9), r;
+	int kind = (int)rnd(g, 10), r;
 	uint8_t b[8];
+
+	if (kind == 9 && chance(g, 70)) /* keep #AC cases to a few percent */
+		kind = (int)rnd(g, 3);
 
 	if (g->stack_depth > 6 && kind <= 2)
 		kind = 3;
@@ -1263,6 +1266,19 @@ static int gen_stack(struct gen *g)
 			return -1;
 		flags_set(g, FL_ALL6, 0);
 		return 0;
+	}
+	case 9: { /* alignment check: EFLAGS.AC via popf, then a maybe-misaligned access: #AC */
+		uint32_t v = (uint32_t)(0x40202 | (rng_next(g->rng) & (FL_STATUS | FL_DF)));
+
+		b[0] = 0x68;
+		memcpy(b + 1, &v, 4);
+		if (emit_raw(g, b, 5, "push imm32 (flags with AC)"))
+			return -1;
+		b[0] = 0x9d;
+		if (emit_raw(g, b, 1, "popf (AC)"))
+			return -1;
+		flags_set(g, FL_ALL6, 0);
+		return gen_alu_bits(g, pick_bits(g, 0xe));
 	}
 	case 6: /* pushf */
 		if (!flags_readable(g, FL_ALL6))
