@@ -77,16 +77,17 @@ static void out_locked(struct qtest *q, const char *buf, size_t len)
 
 __attribute__((format(printf, 2, 3))) static void reply(struct qtest *q, const char *fmt, ...)
 {
-	char small[256];
+	char *msg = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	int n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
 	pthread_mutex_lock(&q->lock);
-	out_locked(q, small, (size_t)n < sizeof(small) ? (size_t)n : sizeof(small) - 1);
+	out_locked(q, msg, (size_t)n);
 	pthread_mutex_unlock(&q->lock);
+	free(msg);
 }
 
 /* --- interrupt router -------------------------------------------------------------------- */
@@ -490,7 +491,7 @@ static void process_line(struct qtest *q, char *line)
 	} else if (!strcmp(c, "endianness"))
 		reply(q, "OK little\n");
 	else
-		reply(q, "FAIL Unknown command '%s'\n", c);
+		reply(q, "FAIL Unknown command '%.64s'\n", c);
 }
 
 /* --- connection -------------------------------------------------------------------------- */
