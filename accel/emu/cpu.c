@@ -259,7 +259,8 @@ enum emu_stop emu_run(struct emu_cpu *cpu, uint64_t max_insns, uint64_t stop_rip
 		if (!b)
 			b = translate(cpu, cpu->rip);
 		blk = b;
-		cpu->exit_req = left <= b->n || (stop_rip > b->rip && stop_rip < b->end);
+		cpu->budget_end = left <= b->n ? &b->insns[left - 1] : NULL;
+		cpu->exit_req = left < b->n || (stop_rip > b->rip && stop_rip < b->end);
 		cpu->exit_insn = NULL;
 		b->insns[0].fn(cpu, &b->insns[0]);
 		if (cpu->exit_insn)
@@ -314,6 +315,7 @@ void emu_reset_long_mode(struct emu_cpu *cpu)
 	cpu->rip = 0;
 	cpu->rflags = 2;
 	cpu->lf_op = LF_EAGER;
+	cpu->ac_check = 0;
 	for (i = 0; i < 6; i++) {
 		cpu->seg[i].selector = 0x2b;
 		cpu->seg[i].base = 0;
@@ -323,7 +325,7 @@ void emu_reset_long_mode(struct emu_cpu *cpu)
 	/* CPL 3, as a user process sees it (selectors as Linux uses them) */
 	cpu->seg[EMU_CS].selector = 0x33;
 	cpu->seg[EMU_CS].attr = 0xafb; /* code XR accessed, S, DPL 3, P, L, G */
-	cpu->cr0 = 0x80000033;	       /* PG NE ET MP PE */
+	cpu->cr0 = 0x80040033;	       /* PG AM NE ET MP PE */
 	cpu->cr2 = cpu->cr3 = cpu->cr8 = 0;
 	cpu->cr4 = 0x620;  /* OSXMMEXCPT OSFXSR PAE */
 	cpu->efer = 0x501; /* LMA LME SCE */
@@ -402,6 +404,7 @@ void emu_set_state(struct emu_cpu *cpu, const struct emu_state *st)
 	cpu->cr8 = st->cr8;
 	cpu->efer = st->efer;
 	cpu->kernel_gs_base = st->kernel_gs_base;
+	emu_update_ac(cpu);
 	memcpy(cpu->xmm, st->xmm, sizeof(cpu->xmm));
 	cpu->mxcsr = st->mxcsr;
 	cpu->fcw = st->fcw;

@@ -81,10 +81,17 @@ uint64_t emu_flags_get(const struct emu_cpu *cpu)
 	return f;
 }
 
+void emu_update_ac(struct emu_cpu *cpu)
+{
+	cpu->ac_check =
+	    (cpu->rflags & 0x40000) && (cpu->cr0 & 0x40000) && (cpu->seg[EMU_CS].selector & 3) == 3;
+}
+
 void emu_flags_set(struct emu_cpu *cpu, uint64_t rflags)
 {
 	cpu->rflags = (rflags & RFLAGS_VALID) | 2;
 	cpu->lf_op = LF_EAGER;
+	emu_update_ac(cpu);
 }
 
 static bool cond_from(uint64_t f, unsigned cc)

@@ -1304,7 +1304,7 @@ HANDLER(op_string)
 		if (!n)
 			break;
 		if ((in->op == 0xa4 || in->op == 0xaa) && !(cpu->rflags & FL_DF) && n >= 8 &&
-		    !cpu->exit_req) {
+		    in != cpu->budget_end && !cpu->ac_check) {
 			uint64_t done = str_bulk(cpu, in, n);
 			if (done) {
 				str_adv(cpu, in, EMU_RCX, -(int64_t)done);
@@ -1317,10 +1317,10 @@ HANDLER(op_string)
 			if ((in->op == 0xa6 || in->op == 0xae) && stop)
 				break;
 		}
-		if (unlikely(cpu->exit_req) && rcx_val(cpu, in)) {
-			/* single-stepping or code was written: return after this iteration
-			 * with RIP still at the instruction, as a trap between iterations
-			 * would see it */
+		if (unlikely(in == cpu->budget_end) && rcx_val(cpu, in)) {
+			/* the instruction budget ends here (single-stepping): return after
+			 * one iteration with RIP still at the instruction, as a trap between
+			 * iterations would see it */
 			cpu->rip = in->rip;
 			cpu->exit_insn = in;
 			return;

@@ -82,7 +82,7 @@ struct emu_cpu *emu_cpu_create(void);
 void emu_cpu_destroy(struct emu_cpu *cpu);
 
 /* Reset to a 64-bit flat user-mode-like state: long mode, CS L=1, DS/ES/SS/FS/GS base 0,
- * CR0.PE/PG/MP/NE, CR4.OSFXSR/OSXMMEXCPT, EFER.LME/LMA/SCE, MXCSR 0x1f80, FCW 0x37f.
+ * CR0.PE/PG/MP/NE/AM, CR4.OSFXSR/OSXMMEXCPT, EFER.LME/LMA/SCE, MXCSR 0x1f80, FCW 0x37f.
  * CPL is 3 (CS 0x33, SS 0x2b, IOPL 0): privileged instructions raise #GP as in a process. */
 void emu_reset_long_mode(struct emu_cpu *cpu);
 /* Also drops every decoded block: the caller may have rewritten guest memory. */

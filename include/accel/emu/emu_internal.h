@@ -150,11 +150,14 @@ struct emu_cpu {
 	uint32_t lf_size;
 	uint32_t lf_cf;
 	uint64_t rflags;
+	/* alignment checking is on: CPL 3, CR0.AM and RFLAGS.AC (SDM vol. 3 6.15, #AC) */
+	uint32_t ac_check;
 
 	/* Set to make the running block return to emu_run after the current instruction
 	 * (single-stepping, self-modifying code, HLT). */
 	uint32_t exit_req;
-	const struct insn *exit_insn; /* the instruction after which it returned */
+	const struct insn *exit_insn;  /* the instruction after which it returned */
+	const struct insn *budget_end; /* the last instruction emu_run may retire, or NULL */
 	const struct insn *fault_insn;
 	struct emu_event ev;
 	jmp_buf fault_jmp;
@@ -202,6 +205,8 @@ static inline void *emu_mem(struct emu_cpu *cpu, const struct insn *in, uint64_t
 {
 	struct emu_region *r = cpu->last_region;
 	uint64_t off = addr - r->base;
+	if (unlikely(cpu->ac_check) && len <= 8 && (addr & (len - 1)))
+		emu_raise(cpu, in, EXC_AC, 0, true);
 	if (unlikely(off >= r->size || r->size - off < len)) {
 		unsigned i;
 		r = NULL;
@@ -383,6 +388,8 @@ static inline int64_t sext(uint64_t v, unsigned size)
 /* --- flags (flags.c) --- */
 uint64_t emu_flags_get(const struct emu_cpu *cpu);
 void emu_flags_set(struct emu_cpu *cpu, uint64_t rflags);
+/* Recompute cpu->ac_check after RFLAGS, CR0 or CPL changed. */
+void emu_update_ac(struct emu_cpu *cpu);
 bool emu_cond(const struct emu_cpu *cpu, unsigned cc);
 /* Materialise the arithmetic flags into cpu->rflags and switch to LF_EAGER. */
 static inline void flags_eager(struct emu_cpu *cpu)
