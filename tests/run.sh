@@ -20,6 +20,12 @@ BUILD=$(cd "$BUILD" && pwd)
 LOGS=$BUILD/test-logs
 mkdir -p "$LOGS"
 export KESTREL_BUILD=$BUILD KESTREL=$BUILD/kestrel KESTREL_ROOT=$ROOT
+# The test guest is fetched once into build/guest; other builds (build-asan) share it.
+if [ -z "${KESTREL_GUEST:-}" ]; then
+	KESTREL_GUEST=$BUILD/guest
+	[ -f "$KESTREL_GUEST/vmlinuz" ] || KESTREL_GUEST=$ROOT/build/guest
+fi
+export KESTREL_GUEST KT_GUEST_DIR=${KT_GUEST_DIR:-$KESTREL_GUEST}
 export CMOCKA_MESSAGE_OUTPUT=TAP
 
 passed=0 failed=0 skipped=0

@@ -3,7 +3,7 @@
 # on a pseudo-terminal (python3's pty) and compares the terminal's settings before and after.
 . "$(dirname "$0")/../lib/tap.sh"
 K=${KESTREL:?}
-KERNEL=${KESTREL_BUILD:?}/guest/vmlinuz
+KERNEL=${KESTREL_GUEST:-${KESTREL_BUILD:?}/guest}/vmlinuz
 if [ ! -f "$KERNEL" ]; then
 	tap_skip "terminal restored" "no test guest kernel at $KERNEL (make guest)"
 	tap_done

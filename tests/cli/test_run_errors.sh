@@ -5,7 +5,7 @@
 K=${KESTREL:?}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-KERNEL=${KESTREL_BUILD:?}/guest/vmlinuz
+KERNEL=${KESTREL_GUEST:-${KESTREL_BUILD:?}/guest}/vmlinuz
 
 # expect_error NAME PATTERN ARGS...: exit 1, exactly one stderr line, matching PATTERN.
 expect_error() {
