@@ -1,0 +1,81 @@
+/* virtio-blk (virtio 1.2 section 5.2): a disk image behind a virtio PCI function.
+ *
+ * Requests are served on the device's own iothread: a doorbell write only kicks an eventfd,
+ * the iothread drains every queue with the device lock held and does the I/O synchronously
+ * through the block layer (block/block.h). Supported: read, write, flush, get-id, discard
+ * (with discard=on), write-zeroes, several queues (VIRTIO_BLK_F_MQ), read-only disks
+ * (VIRTIO_BLK_F_RO, writes fail with IOERR). A failing host write answers IOERR.
+ */
+#ifndef KESTREL_VIRTIO_BLK_H
+#define KESTREL_VIRTIO_BLK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "block/block.h"
+#include "util/error.h"
+#include "virtio/virtio.h"
+
+#define VIRTIO_BLK_F_SEG_MAX	  2
+#define VIRTIO_BLK_F_RO		  5
+#define VIRTIO_BLK_F_BLK_SIZE	  6
+#define VIRTIO_BLK_F_FLUSH	  9
+#define VIRTIO_BLK_F_MQ		  12
+#define VIRTIO_BLK_F_DISCARD	  13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+#define VIRTIO_BLK_T_IN		  0
+#define VIRTIO_BLK_T_OUT	  1
+#define VIRTIO_BLK_T_FLUSH	  4
+#define VIRTIO_BLK_T_GET_ID	  8
+#define VIRTIO_BLK_T_DISCARD	  11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+
+#define VIRTIO_BLK_S_OK	    0
+#define VIRTIO_BLK_S_IOERR  1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+#define VIRTIO_BLK_CONFIG_SIZE 60
+#define VIRTIO_BLK_ID_BYTES    20
+#define VIRTIO_BLK_QUEUE_SIZE  256
+#define VIRTIO_BLK_MAX_QUEUES  8
+
+struct virtio_blk_opts {
+	const char *path;
+	enum blk_format format; /* BLK_FMT_PROBE: look at the image */
+	bool readonly;
+	enum blk_cache cache;
+	bool discard;
+	unsigned num_queues; /* 0 or 1: one queue */
+};
+
+struct virtio_blk {
+	struct virtio_pci vp;
+	struct blk *blk;
+	bool readonly, discard;
+	uint64_t sectors;
+	uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
+	char id[VIRTIO_BLK_ID_BYTES + 1];
+	char name[16]; /* "virtio-blk0" */
+
+	int kick_fd; /* eventfd the doorbell writes */
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stop;
+	struct vq_elem elem; /* the iothread's current request */
+	/* Counters (iothread) */
+	uint64_t nr_requests, nr_errors;
+};
+
+/* Open the image and build the PCI function; `index` names it (virtio-blk<index>, serial
+ * "kestrel-disk<index>"). The iothread starts here. Returns 0 or -errno with err set. */
+int virtio_blk_init(struct virtio_blk *vb, const struct virtio_blk_opts *o, unsigned index,
+		    const struct guest_mem *gm, struct error *err)
+    __attribute__((warn_unused_result));
+void virtio_blk_destroy(struct virtio_blk *vb);
+/* Serve all pending requests now, on the calling thread (tests; the iothread does this). */
+void virtio_blk_process(struct virtio_blk *vb);
+
+#endif
