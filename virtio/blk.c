@@ -69,6 +69,13 @@ static int piece_write(void *ctx, uint8_t *p, size_t n, uint64_t pos)
 	return blk_pwrite(ctx, pos, p, n);
 }
 
+/* The block layer's message if it left one, else the errno's. */
+static const char *io_error(int ret)
+{
+	const char *msg = blk_last_error();
+	return msg && msg[0] ? msg : strerror(-ret);
+}
+
 static bool in_range(struct virtio_blk *vb, uint64_t sector, uint64_t bytes)
 {
 	uint64_t nsec = bytes >> SECTOR_SHIFT;
@@ -106,7 +113,7 @@ static uint8_t do_discard_wz(struct virtio_blk *vb, const struct vq_elem *e, uin
 	if (ret) {
 		log_warn("%s: %s at sector %llu failed: %s", vb->name,
 			 type == VIRTIO_BLK_T_DISCARD ? "discard" : "write-zeroes",
-			 (unsigned long long)sector, blk_last_error());
+			 (unsigned long long)sector, io_error(ret));
 		return VIRTIO_BLK_S_IOERR;
 	}
 	return VIRTIO_BLK_S_OK;
@@ -144,7 +151,7 @@ static int do_request(struct virtio_blk *vb, const struct vq_elem *e)
 				     sector << SECTOR_SHIFT);
 		if (ret) {
 			log_warn("%s: read at sector %llu failed: %s", vb->name,
-				 (unsigned long long)sector, blk_last_error());
+				 (unsigned long long)sector, io_error(ret));
 			status = VIRTIO_BLK_S_IOERR;
 		} else {
 			written += (uint32_t)in_data;
@@ -163,13 +170,14 @@ static int do_request(struct virtio_blk *vb, const struct vq_elem *e)
 				     sector << SECTOR_SHIFT);
 		if (ret) {
 			log_warn("%s: write at sector %llu failed: %s", vb->name,
-				 (unsigned long long)sector, blk_last_error());
+				 (unsigned long long)sector, io_error(ret));
 			status = VIRTIO_BLK_S_IOERR;
 		}
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		if (!vb->readonly && blk_flush(vb->blk)) {
-			log_warn("%s: flush failed: %s", vb->name, blk_last_error());
+		ret = vb->readonly ? 0 : blk_flush(vb->blk);
+		if (ret) {
+			log_warn("%s: flush failed: %s", vb->name, io_error(ret));
 			status = VIRTIO_BLK_S_IOERR;
 		}
 		break;

@@ -1,0 +1,737 @@
+/* Device tests for the virtio PCI transport and devices (virtio/virtio_pci.c, blk.c, rng.c,
+ * console.c) with no CPU: a small driver in this file walks the PCI capabilities, negotiates
+ * features, places rings in a guest_mem and rings doorbells through the MMIO bus, like the
+ * Linux driver does. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "hw/pci.h"
+#include "virtio/blk.h"
+#include "virtio/console.h"
+#include "virtio/rng.h"
+
+#define RAM	 (4u << 20)
+#define SLOT	 2
+#define RING(q)	 (0x10000u + 0x4000u * (q)) /* desc; avail +0x1000; used +0x2000 */
+#define BUF	 0x100000u
+#define DISK_MIB 4
+
+struct msi_rec {
+	unsigned n;
+	uint64_t addr;
+	uint32_t data;
+	bool line[32];
+};
+
+static void rec_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct msi_rec *m = opaque;
+	__atomic_add_fetch(&m->n, 1, __ATOMIC_SEQ_CST);
+	m->addr = addr;
+	m->data = data;
+}
+
+static void rec_line(void *opaque, unsigned gsi, bool level)
+{
+	struct msi_rec *m = opaque;
+	if (gsi < 32)
+		m->line[gsi] = level;
+}
+
+static const struct irq_router_ops rec_ops = {.set_line = rec_line, .send_msi = rec_msi};
+
+struct drv {
+	struct guest_mem gm;
+	struct io_bus pio, mmio;
+	struct irq_router irq;
+	struct msi_rec rec;
+	struct pci_host host;
+	uint64_t bar4, msix;
+	unsigned common, isr, device, notify, notify_mult;
+	uint16_t qsize[4];
+	uint16_t avail_idx[4], used_seen[4];
+	char path[64];
+	struct virtio_blk *blk;
+	struct virtio_rng rng;
+	struct virtio_console con;
+	uint8_t out[256];
+	size_t out_len;
+};
+
+static uint32_t cfg_rd(struct drv *d, unsigned reg, unsigned size)
+{
+	return pci_host_cfg_read(&d->host, 0, SLOT << 3, reg, size);
+}
+
+static void cfg_wr(struct drv *d, unsigned reg, unsigned size, uint32_t v)
+{
+	pci_host_cfg_write(&d->host, 0, SLOT << 3, reg, size, v);
+}
+
+static uint64_t rd(struct drv *d, uint64_t off, unsigned size)
+{
+	uint64_t v = 0;
+	assert_true(io_bus_read(&d->mmio, d->bar4 + off, size, &v));
+	return v;
+}
+
+static void wr(struct drv *d, uint64_t off, unsigned size, uint64_t v)
+{
+	assert_true(io_bus_write(&d->mmio, d->bar4 + off, size, v));
+}
+
+static void drv_init(struct drv *d)
+{
+	assert_int_equal(gm_add_ram(&d->gm, 0, RAM, "ram"), 0);
+	io_bus_init(&d->pio, "io");
+	io_bus_init(&d->mmio, "memory");
+	d->irq.ops = &rec_ops;
+	d->irq.opaque = &d->rec;
+	assert_int_equal(pci_host_init(&d->host, &d->pio, &d->mmio, &d->irq, 0, 0), 0);
+}
+
+/* Find the virtio capabilities, as virtio_pci_modern_probe does. */
+static void drv_probe(struct drv *d, struct pci_dev *pd)
+{
+	uint64_t next = 0xc0000000;
+	assert_int_equal(pci_host_add(&d->host, pd, SLOT, &next), 0);
+	assert_int_equal(cfg_rd(d, PCI_VENDOR_ID, 2), 0x1af4);
+	assert_int_equal(cfg_rd(d, PCI_REVISION, 1), 1);
+	unsigned seen = 0;
+	for (unsigned p = cfg_rd(d, PCI_CAP_PTR, 1); p; p = cfg_rd(d, p + 1, 1)) {
+		if (cfg_rd(d, p, 1) != PCI_CAP_ID_VENDOR)
+			continue;
+		unsigned type = cfg_rd(d, p + 3, 1), bar = cfg_rd(d, p + 4, 1);
+		unsigned off = cfg_rd(d, p + 8, 4);
+		assert_int_equal(bar, 4);
+		seen |= 1u << type;
+		if (type == VIRTIO_PCI_CAP_COMMON)
+			d->common = off;
+		else if (type == VIRTIO_PCI_CAP_ISR)
+			d->isr = off;
+		else if (type == VIRTIO_PCI_CAP_DEVICE)
+			d->device = off;
+		else if (type == VIRTIO_PCI_CAP_NOTIFY) {
+			d->notify = off;
+			d->notify_mult = cfg_rd(d, p + 16, 4);
+			assert_int_equal(cfg_rd(d, p + 2, 1), 20);
+		}
+	}
+	assert_int_equal(seen, 0x1e);
+	d->bar4 = (cfg_rd(d, PCI_BAR0 + 16, 4) & ~0xfu) | (uint64_t)cfg_rd(d, PCI_BAR0 + 20, 4)
+							      << 32;
+	d->msix = cfg_rd(d, PCI_BAR0 + 4, 4) & ~0xfu;
+	cfg_wr(d, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
+}
+
+static void msix_on(struct drv *d, unsigned nvec)
+{
+	unsigned p = cfg_rd(d, PCI_CAP_PTR, 1);
+	assert_int_equal(cfg_rd(d, p, 1), PCI_CAP_ID_MSIX);
+	cfg_wr(d, p + 2, 2, PCI_MSIX_CTRL_ENABLE);
+	for (unsigned v = 0; v < nvec; v++) {
+		io_bus_write(&d->mmio, d->msix + 16 * v, 4, 0xfee00000);
+		io_bus_write(&d->mmio, d->msix + 16 * v + 8, 4, 0x30 + v);
+		io_bus_write(&d->mmio, d->msix + 16 * v + 12, 4, 0);
+	}
+}
+
+/* Status dance up to FEATURES_OK with `want` & offered; returns the status read back. */
+static uint8_t negotiate(struct drv *d, uint64_t want)
+{
+	uint64_t c = d->common;
+	wr(d, c + VIRTIO_PCI_STATUS, 1, 0);
+	wr(d, c + VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+	wr(d, c + VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(d, c + VIRTIO_PCI_DFSELECT, 4, 0);
+	uint64_t f = rd(d, c + VIRTIO_PCI_DF, 4);
+	wr(d, c + VIRTIO_PCI_DFSELECT, 4, 1);
+	f |= rd(d, c + VIRTIO_PCI_DF, 4) << 32;
+	want &= f;
+	wr(d, c + VIRTIO_PCI_GFSELECT, 4, 0);
+	wr(d, c + VIRTIO_PCI_GF, 4, (uint32_t)want);
+	wr(d, c + VIRTIO_PCI_GFSELECT, 4, 1);
+	wr(d, c + VIRTIO_PCI_GF, 4, (uint32_t)(want >> 32));
+	wr(d, c + VIRTIO_PCI_STATUS, 1,
+	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	return (uint8_t)rd(d, c + VIRTIO_PCI_STATUS, 1);
+}
+
+static void setup_queue(struct drv *d, unsigned q, uint16_t size, uint16_t vec)
+{
+	uint64_t c = d->common;
+	wr(d, c + VIRTIO_PCI_Q_SELECT, 2, q);
+	assert_true(rd(d, c + VIRTIO_PCI_Q_SIZE, 2) >= size);
+	wr(d, c + VIRTIO_PCI_Q_SIZE, 2, size);
+	wr(d, c + VIRTIO_PCI_Q_MSIX, 2, vec);
+	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_MSIX, 2), vec);
+	wr(d, c + VIRTIO_PCI_Q_DESCLO, 8, RING(q)); /* a 64-bit write, split by the device */
+	wr(d, c + VIRTIO_PCI_Q_AVAILLO, 4, RING(q) + 0x1000);
+	wr(d, c + VIRTIO_PCI_Q_AVAILHI, 4, 0);
+	wr(d, c + VIRTIO_PCI_Q_USEDLO, 4, RING(q) + 0x2000);
+	wr(d, c + VIRTIO_PCI_Q_USEDHI, 4, 0);
+	wr(d, c + VIRTIO_PCI_Q_ENABLE, 2, 1);
+	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_ENABLE, 2), 1);
+	d->qsize[q] = size;
+}
+
+static void driver_ok(struct drv *d)
+{
+	wr(d, d->common + VIRTIO_PCI_STATUS, 1,
+	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+	       VIRTIO_STATUS_DRIVER_OK);
+}
+
+static uint8_t status(struct drv *d)
+{
+	return (uint8_t)rd(d, d->common + VIRTIO_PCI_STATUS, 1);
+}
+
+struct buf {
+	uint64_t addr;
+	uint32_t len;
+	bool write;
+};
+
+/* Put a chain of n buffers at descriptors 0..n-1 and offer it; ring the doorbell. */
+static void submit(struct drv *d, unsigned q, const struct buf *b, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct vring_desc desc = {.addr = b[i].addr,
+					  .len = b[i].len,
+					  .flags =
+					      (uint16_t)((b[i].write ? VRING_DESC_F_WRITE : 0) |
+							 (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
+					  .next = (uint16_t)(i + 1)};
+		assert_int_equal(gm_write(&d->gm, RING(q) + 16 * i, &desc, 16), 0);
+	}
+	uint16_t head = 0, slot = d->avail_idx[q] % d->qsize[q];
+	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 4 + 2 * slot, &head, 2), 0);
+	d->avail_idx[q]++;
+	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 2, &d->avail_idx[q], 2), 0);
+	wr(d, d->notify + q * d->notify_mult, 2, q);
+}
+
+/* Wait (the blk iothread works in the background) for the next used entry; its length. */
+static int wait_used(struct drv *d, unsigned q)
+{
+	for (int i = 0; i < 5000; i++) {
+		uint16_t idx;
+		assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 2, &idx, 2), 0);
+		if (idx != d->used_seen[q]) {
+			uint32_t len;
+			unsigned slot = d->used_seen[q] % d->qsize[q];
+			assert_int_equal(
+			    gm_read(&d->gm, RING(q) + 0x2000 + 4 + 8 * slot + 4, &len, 4), 0);
+			d->used_seen[q]++;
+			return (int)len;
+		}
+		usleep(1000);
+	}
+	return -1;
+}
+
+static uint8_t peek8(struct drv *d, uint64_t a)
+{
+	uint8_t v;
+	assert_int_equal(gm_read(&d->gm, a, &v, 1), 0);
+	return v;
+}
+
+/* --- virtio-blk --------------------------------------------------------------------------- */
+
+static int blk_setup_opts(void **state, bool readonly, bool discard)
+{
+	struct drv *d = calloc(1, sizeof(*d));
+	drv_init(d);
+	snprintf(d->path, sizeof(d->path), "/tmp/kestrel-test-vblk-%d.img", getpid());
+	int fd = open(d->path, O_CREAT | O_TRUNC | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, DISK_MIB << 20), 0);
+	uint8_t pattern[512];
+	for (unsigned i = 0; i < 512; i++)
+		pattern[i] = (uint8_t)(i * 7);
+	assert_int_equal(pwrite(fd, pattern, 512, 512 * 10), 512);
+	close(fd);
+	d->blk = calloc(1, sizeof(*d->blk));
+	struct virtio_blk_opts o = {.path = d->path,
+				    .format = BLK_FMT_RAW,
+				    .readonly = readonly,
+				    .discard = discard,
+				    .num_queues = 2};
+	struct error err = {0};
+	assert_int_equal(virtio_blk_init(d->blk, &o, 0, &d->gm, &err), 0);
+	drv_probe(d, &d->blk->vp.pci);
+	*state = d;
+	return 0;
+}
+
+static int blk_setup(void **state)
+{
+	return blk_setup_opts(state, false, true);
+}
+
+static int blk_setup_ro(void **state)
+{
+	return blk_setup_opts(state, true, false);
+}
+
+static int blk_teardown(void **state)
+{
+	struct drv *d = *state;
+	virtio_blk_destroy(d->blk);
+	free(d->blk);
+	unlink(d->path);
+	pci_host_destroy(&d->host);
+	io_bus_destroy(&d->pio);
+	io_bus_destroy(&d->mmio);
+	gm_destroy(&d->gm);
+	free(d);
+	return 0;
+}
+
+#define FEAT(b)	     (1ULL << (b))
+#define ALL_FEATURES (~0ULL)
+
+static void blk_start(struct drv *d, bool msix)
+{
+	uint8_t st = negotiate(d, ALL_FEATURES);
+	assert_true(st & VIRTIO_STATUS_FEATURES_OK);
+	if (msix)
+		msix_on(d, 3);
+	setup_queue(d, 0, 16, msix ? 1 : VIRTIO_MSI_NO_VECTOR);
+	setup_queue(d, 1, 16, msix ? 2 : VIRTIO_MSI_NO_VECTOR);
+	if (msix)
+		wr(d, d->common + VIRTIO_PCI_MSIX_CONFIG, 2, 0);
+	driver_ok(d);
+}
+
+static void put_hdr(struct drv *d, uint64_t a, uint32_t type, uint64_t sector)
+{
+	uint8_t h[16] = {0};
+	memcpy(h, &type, 4);
+	memcpy(h + 8, &sector, 8);
+	assert_int_equal(gm_write(&d->gm, a, h, 16), 0);
+}
+
+static void blk_config_and_features(void **state)
+{
+	struct drv *d = *state;
+	assert_int_equal(cfg_rd(d, PCI_DEVICE_ID, 2), 0x1042);
+	assert_int_equal(cfg_rd(d, 0x0b, 1), 0x01);
+	assert_int_equal(rd(d, d->device + 0, 8), DISK_MIB * 2048);
+	assert_int_equal(rd(d, d->device + 34, 2), 2); /* num_queues */
+	assert_int_equal(rd(d, d->device + 20, 4), 512);
+	assert_int_equal(rd(d, d->common + VIRTIO_PCI_NUM_QUEUES, 2), 2);
+	wr(d, d->common + VIRTIO_PCI_DFSELECT, 4, 0);
+	uint32_t lo = (uint32_t)rd(d, d->common + VIRTIO_PCI_DF, 4);
+	assert_true(lo & FEAT(VIRTIO_BLK_F_FLUSH));
+	assert_true(lo & FEAT(VIRTIO_BLK_F_MQ));
+	assert_true(lo & FEAT(VIRTIO_BLK_F_DISCARD));
+	assert_true(lo & FEAT(VIRTIO_F_EVENT_IDX));
+	assert_true(lo & FEAT(VIRTIO_F_INDIRECT_DESC));
+	assert_false(lo & FEAT(VIRTIO_BLK_F_RO));
+	wr(d, d->common + VIRTIO_PCI_DFSELECT, 4, 1);
+	assert_int_equal(rd(d, d->common + VIRTIO_PCI_DF, 4), 1); /* VERSION_1 */
+	/* A legacy driver (no VERSION_1) is refused at FEATURES_OK. */
+	assert_false(negotiate(d, FEAT(VIRTIO_BLK_F_FLUSH)) & VIRTIO_STATUS_FEATURES_OK);
+	/* Features not offered are refused too. */
+	wr(d, d->common + VIRTIO_PCI_STATUS, 1, 0);
+	wr(d, d->common + VIRTIO_PCI_GFSELECT, 4, 1);
+	wr(d, d->common + VIRTIO_PCI_GF, 4, 3); /* VERSION_1 | ACCESS_PLATFORM */
+	wr(d, d->common + VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_FEATURES_OK);
+	assert_false(status(d) & VIRTIO_STATUS_FEATURES_OK);
+	/* Queue select beyond the queues: size 0. */
+	wr(d, d->common + VIRTIO_PCI_Q_SELECT, 2, 5);
+	assert_int_equal(rd(d, d->common + VIRTIO_PCI_Q_SIZE, 2), 0);
+	/* A vector the function lacks reads back as NO_VECTOR. */
+	wr(d, d->common + VIRTIO_PCI_Q_SELECT, 2, 0);
+	wr(d, d->common + VIRTIO_PCI_Q_MSIX, 2, 40);
+	assert_int_equal(rd(d, d->common + VIRTIO_PCI_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	/* Queue notify offsets are the queue numbers. */
+	wr(d, d->common + VIRTIO_PCI_Q_SELECT, 2, 1);
+	assert_int_equal(rd(d, d->common + VIRTIO_PCI_Q_NOFF, 2), 1);
+	/* DRIVER_OK without FEATURES_OK does not stick. */
+	wr(d, d->common + VIRTIO_PCI_STATUS, 1, 0);
+	wr(d, d->common + VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_DRIVER_OK);
+	assert_false(status(d) & VIRTIO_STATUS_DRIVER_OK);
+}
+
+static void blk_read_write_msix(void **state)
+{
+	struct drv *d = *state;
+	blk_start(d, true);
+	/* Read sector 10 (the pattern) into two buffers. */
+	put_hdr(d, BUF, VIRTIO_BLK_T_IN, 10);
+	struct buf rq[] = {{BUF, 16, false},
+			   {BUF + 0x1000, 200, true},
+			   {BUF + 0x2000, 312, true},
+			   {BUF + 0x3000, 1, true}};
+	unsigned before = d->rec.n;
+	submit(d, 0, rq, 4);
+	assert_int_equal(wait_used(d, 0), 513);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+	assert_int_equal(peek8(d, BUF + 0x1000 + 3), 21);
+	assert_int_equal(peek8(d, BUF + 0x2000 + 1), (uint8_t)(201 * 7));
+	for (int i = 0; i < 1000 && d->rec.n == before; i++)
+		usleep(1000);
+	assert_true(d->rec.n > before);
+	assert_int_equal(d->rec.data, 0x31); /* queue 0's vector 1 */
+	/* Write a sector on queue 1, read it back on queue 0. */
+	uint8_t data[1024];
+	for (unsigned i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i ^ 0x5a);
+	assert_int_equal(gm_write(&d->gm, BUF + 0x4000, data, sizeof(data)), 0);
+	put_hdr(d, BUF, VIRTIO_BLK_T_OUT, 100);
+	struct buf wq[] = {{BUF, 16, false}, {BUF + 0x4000, 1024, false}, {BUF + 0x3000, 1, true}};
+	submit(d, 1, wq, 3);
+	assert_int_equal(wait_used(d, 1), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+	int fd = open(d->path, O_RDONLY);
+	uint8_t back[1024];
+	assert_int_equal(pread(fd, back, sizeof(back), 100 * 512), sizeof(back));
+	close(fd);
+	assert_memory_equal(back, data, sizeof(data));
+	/* Flush and get-id. */
+	put_hdr(d, BUF, VIRTIO_BLK_T_FLUSH, 0);
+	struct buf fq[] = {{BUF, 16, false}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, fq, 2);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+	put_hdr(d, BUF, VIRTIO_BLK_T_GET_ID, 0);
+	struct buf iq[] = {{BUF, 16, false}, {BUF + 0x5000, 20, true}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, iq, 3);
+	assert_int_equal(wait_used(d, 0), 21);
+	char id[21] = {0};
+	assert_int_equal(gm_read(&d->gm, BUF + 0x5000, id, 20), 0);
+	assert_string_equal(id, "kestrel-disk0");
+	/* Beyond the end of the disk: IOERR, no crash. */
+	put_hdr(d, BUF, VIRTIO_BLK_T_IN, DISK_MIB * 2048 - 1);
+	struct buf eq[] = {{BUF, 16, false}, {BUF + 0x1000, 1024, true}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, eq, 3);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_IOERR);
+	/* Unknown request type: UNSUPP. */
+	put_hdr(d, BUF, 77, 0);
+	submit(d, 0, fq, 2);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_UNSUPP);
+	assert_false(status(d) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+static void blk_discard_write_zeroes(void **state)
+{
+	struct drv *d = *state;
+	blk_start(d, false);
+	uint8_t seg[16] = {0};
+	uint64_t sector = 10;
+	uint32_t num = 1, flags = 0;
+	memcpy(seg, &sector, 8);
+	memcpy(seg + 8, &num, 4);
+	memcpy(seg + 12, &flags, 4);
+	assert_int_equal(gm_write(&d->gm, BUF + 0x100, seg, 16), 0);
+	put_hdr(d, BUF, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	struct buf q[] = {{BUF, 16, false}, {BUF + 0x100, 16, false}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, q, 3);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+	int fd = open(d->path, O_RDONLY);
+	uint8_t back[512], zero[512] = {0};
+	assert_int_equal(pread(fd, back, 512, 10 * 512), 512);
+	assert_memory_equal(back, zero, 512);
+	/* INTx mode: the ISR says "queue", reading it lowers the line. */
+	unsigned gsi = pci_slot_gsi(SLOT, 0);
+	for (int i = 0; i < 1000 && !d->rec.line[gsi]; i++)
+		usleep(1000);
+	assert_true(d->rec.line[gsi]);
+	assert_int_equal(rd(d, d->isr, 1), 1);
+	assert_false(d->rec.line[gsi]);
+	assert_int_equal(rd(d, d->isr, 1), 0);
+	/* Discard of the pattern written at sector 100 by hand. */
+	uint8_t ones[512];
+	memset(ones, 0xff, sizeof(ones));
+	int wfd = open(d->path, O_WRONLY);
+	assert_int_equal(pwrite(wfd, ones, 512, 200 * 512), 512);
+	close(wfd);
+	sector = 200;
+	memcpy(seg, &sector, 8);
+	assert_int_equal(gm_write(&d->gm, BUF + 0x100, seg, 16), 0);
+	put_hdr(d, BUF, VIRTIO_BLK_T_DISCARD, 0);
+	submit(d, 0, q, 3);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(fd, back, 512, 200 * 512), 512);
+	assert_memory_equal(back, zero, 512);
+	/* A range past the end: IOERR. */
+	sector = DISK_MIB * 2048;
+	memcpy(seg, &sector, 8);
+	assert_int_equal(gm_write(&d->gm, BUF + 0x100, seg, 16), 0);
+	submit(d, 0, q, 3);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_IOERR);
+	close(fd);
+}
+
+static void blk_readonly(void **state)
+{
+	struct drv *d = *state;
+	wr(d, d->common + VIRTIO_PCI_DFSELECT, 4, 0);
+	assert_true(rd(d, d->common + VIRTIO_PCI_DF, 4) & FEAT(VIRTIO_BLK_F_RO));
+	assert_false(rd(d, d->common + VIRTIO_PCI_DF, 4) & FEAT(VIRTIO_BLK_F_DISCARD));
+	blk_start(d, false);
+	put_hdr(d, BUF, VIRTIO_BLK_T_OUT, 0);
+	struct buf wq[] = {{BUF, 16, false}, {BUF + 0x4000, 512, false}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, wq, 3);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_IOERR);
+	put_hdr(d, BUF, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	submit(d, 0, wq, 3);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_IOERR);
+	/* Reads still work. */
+	put_hdr(d, BUF, VIRTIO_BLK_T_IN, 10);
+	struct buf rq[] = {{BUF, 16, false}, {BUF + 0x1000, 512, true}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, rq, 3);
+	assert_int_equal(wait_used(d, 0), 513);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+}
+
+static void blk_host_write_error(void **state)
+{
+	struct drv *d = *state;
+	blk_start(d, false);
+	/* Writes past 64 KiB of the image file fail on the host (EFBIG). */
+	struct rlimit old, lim = {.rlim_cur = 64 << 10, .rlim_max = RLIM_INFINITY};
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim.rlim_max = old.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	put_hdr(d, BUF, VIRTIO_BLK_T_OUT, 1000);
+	struct buf wq[] = {{BUF, 16, false}, {BUF + 0x4000, 512, false}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, wq, 3);
+	int len = wait_used(d, 0);
+	setrlimit(RLIMIT_FSIZE, &old);
+	assert_int_equal(len, 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_IOERR);
+	assert_false(status(d) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+static void wait_needs_reset(struct drv *d)
+{
+	for (int i = 0; i < 2000 && !(status(d) & VIRTIO_STATUS_NEEDS_RESET); i++)
+		usleep(1000);
+	assert_true(status(d) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+static void blk_bad_chains(void **state)
+{
+	struct drv *d = *state;
+	blk_start(d, true);
+	/* Header in a device-writable buffer: not a request. */
+	struct buf bq[] = {{BUF, 16, true}, {BUF + 0x3000, 1, true}};
+	unsigned before = d->rec.n;
+	submit(d, 0, bq, 2);
+	wait_needs_reset(d);
+	/* The config-change vector (0) fires. */
+	for (int i = 0; i < 1000 && d->rec.n == before; i++)
+		usleep(1000);
+	assert_int_equal(d->rec.data, 0x30);
+	/* Further requests are ignored until a reset. */
+	put_hdr(d, BUF, VIRTIO_BLK_T_FLUSH, 0);
+	struct buf fq[] = {{BUF, 16, false}, {BUF + 0x3000, 1, true}};
+	submit(d, 1, fq, 2);
+	usleep(20000);
+	uint16_t idx;
+	assert_int_equal(gm_read(&d->gm, RING(1) + 0x2000 + 2, &idx, 2), 0);
+	assert_int_equal(idx, 0);
+	/* Reset brings it back; a buffer outside RAM then breaks it again. */
+	memset(d->avail_idx, 0, sizeof(d->avail_idx));
+	memset(d->used_seen, 0, sizeof(d->used_seen));
+	wr(d, d->common + VIRTIO_PCI_STATUS, 1, 0);
+	assert_int_equal(status(d), 0);
+	for (unsigned q = 0; q < 2; q++)
+		assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000, (uint8_t[4]){0}, 4), 0);
+	blk_start(d, true);
+	submit(d, 1, fq, 2);
+	assert_int_equal(wait_used(d, 1), 1);
+	put_hdr(d, BUF, VIRTIO_BLK_T_IN, 0);
+	struct buf oq[] = {{BUF, 16, false}, {RAM - 256, 512, true}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, oq, 3);
+	wait_needs_reset(d);
+	/* Read with data the device should read: wrong direction. */
+	wr(d, d->common + VIRTIO_PCI_STATUS, 1, 0);
+	memset(d->avail_idx, 0, sizeof(d->avail_idx));
+	memset(d->used_seen, 0, sizeof(d->used_seen));
+	for (unsigned q = 0; q < 2; q++)
+		assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000, (uint8_t[4]){0}, 4), 0);
+	blk_start(d, true);
+	struct buf dq[] = {{BUF, 16, false}, {BUF + 0x1000, 512, false}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, dq, 3);
+	wait_needs_reset(d);
+}
+
+static void blk_bad_rings(void **state)
+{
+	struct drv *d = *state;
+	negotiate(d, ALL_FEATURES);
+	uint64_t c = d->common;
+	wr(d, c + VIRTIO_PCI_Q_SELECT, 2, 0);
+	wr(d, c + VIRTIO_PCI_Q_DESCLO, 4, RAM - 16);
+	wr(d, c + VIRTIO_PCI_Q_ENABLE, 2, 1);
+	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_ENABLE, 2), 0);
+	wr(d, c + VIRTIO_PCI_Q_SIZE, 2, 100); /* not a power of two */
+	wr(d, c + VIRTIO_PCI_Q_DESCLO, 4, RING(0));
+	wr(d, c + VIRTIO_PCI_Q_AVAILLO, 4, RING(0) + 0x1000);
+	wr(d, c + VIRTIO_PCI_Q_USEDLO, 4, RING(0) + 0x2000);
+	wr(d, c + VIRTIO_PCI_Q_ENABLE, 2, 1);
+	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_ENABLE, 2), 0);
+	/* Doorbells for queues that do not exist or are not enabled are harmless. */
+	wr(d, d->notify + 7 * d->notify_mult, 2, 7);
+	wr(d, d->notify, 2, 0);
+	/* Odd-sized accesses to the common config are ignored. */
+	wr(d, c + VIRTIO_PCI_Q_SIZE, 4, 0xffffffff);
+	wr(d, c + 0x37, 4, 0xffffffff);
+	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_SIZE, 2), 100);
+}
+
+/* --- virtio-rng --------------------------------------------------------------------------- */
+
+static int rng_setup(void **state)
+{
+	struct drv *d = calloc(1, sizeof(*d));
+	drv_init(d);
+	assert_int_equal(virtio_rng_init(&d->rng, &d->gm), 0);
+	drv_probe(d, &d->rng.vp.pci);
+	*state = d;
+	return 0;
+}
+
+static int rng_teardown(void **state)
+{
+	struct drv *d = *state;
+	virtio_rng_destroy(&d->rng);
+	pci_host_destroy(&d->host);
+	io_bus_destroy(&d->pio);
+	io_bus_destroy(&d->mmio);
+	gm_destroy(&d->gm);
+	free(d);
+	return 0;
+}
+
+static void rng_fills(void **state)
+{
+	struct drv *d = *state;
+	assert_int_equal(cfg_rd(d, PCI_DEVICE_ID, 2), 0x1044);
+	assert_true(negotiate(d, ALL_FEATURES) & VIRTIO_STATUS_FEATURES_OK);
+	setup_queue(d, 0, 8, VIRTIO_MSI_NO_VECTOR);
+	driver_ok(d);
+	uint8_t zero[64] = {0}, got[64];
+	struct buf b[] = {{BUF, 64, true}};
+	submit(d, 0, b, 1);
+	assert_int_equal(wait_used(d, 0), 64);
+	assert_int_equal(gm_read(&d->gm, BUF, got, 64), 0);
+	assert_memory_not_equal(got, zero, 64);
+	assert_int_equal(d->rng.bytes, 64);
+	/* A readable buffer is the wrong direction. */
+	struct buf bad[] = {{BUF, 64, false}};
+	submit(d, 0, bad, 1);
+	assert_true(status(d) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+/* --- virtio-console ----------------------------------------------------------------------- */
+
+static void con_write(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct drv *d = opaque;
+	if (d->out_len + len <= sizeof(d->out)) {
+		memcpy(d->out + d->out_len, buf, len);
+		d->out_len += len;
+	}
+}
+
+static int con_setup(void **state)
+{
+	struct drv *d = calloc(1, sizeof(*d));
+	drv_init(d);
+	assert_int_equal(virtio_console_init(&d->con, &d->gm, con_write, d), 0);
+	drv_probe(d, &d->con.vp.pci);
+	*state = d;
+	return 0;
+}
+
+static int con_teardown(void **state)
+{
+	struct drv *d = *state;
+	virtio_console_destroy(&d->con);
+	pci_host_destroy(&d->host);
+	io_bus_destroy(&d->pio);
+	io_bus_destroy(&d->mmio);
+	gm_destroy(&d->gm);
+	free(d);
+	return 0;
+}
+
+static void console_io(void **state)
+{
+	struct drv *d = *state;
+	assert_int_equal(cfg_rd(d, PCI_DEVICE_ID, 2), 0x1043);
+	/* Before DRIVER_OK, input is not taken. */
+	assert_int_equal(virtio_console_input(&d->con, (const uint8_t *)"x", 1), 0);
+	assert_true(negotiate(d, ALL_FEATURES) & VIRTIO_STATUS_FEATURES_OK);
+	setup_queue(d, 0, 8, VIRTIO_MSI_NO_VECTOR);
+	setup_queue(d, 1, 8, VIRTIO_MSI_NO_VECTOR);
+	driver_ok(d);
+	assert_int_equal(gm_write(&d->gm, BUF, "hello hvc0\n", 11), 0);
+	struct buf t[] = {{BUF, 6, false}, {BUF + 6, 5, false}};
+	submit(d, 1, t, 2);
+	assert_int_equal(wait_used(d, 1), 0);
+	assert_int_equal(d->out_len, 11);
+	assert_memory_equal(d->out, "hello hvc0\n", 11);
+	/* Input: nothing until the driver posts a buffer. */
+	assert_int_equal(virtio_console_input(&d->con, (const uint8_t *)"ls\n", 3), 0);
+	struct buf r[] = {{BUF + 0x1000, 2, true}};
+	for (unsigned i = 0; i < 1; i++) {
+		struct vring_desc desc = {
+		    .addr = BUF + 0x1000, .len = 2, .flags = VRING_DESC_F_WRITE};
+		assert_int_equal(gm_write(&d->gm, RING(0), &desc, 16), 0);
+	}
+	submit(d, 0, r, 1);
+	assert_int_equal(virtio_console_input(&d->con, (const uint8_t *)"ls\n", 3), 2);
+	assert_int_equal(wait_used(d, 0), 2);
+	assert_int_equal(peek8(d, BUF + 0x1000), 'l');
+	/* A writable transmit buffer breaks the device. */
+	struct buf bad[] = {{BUF, 4, true}};
+	submit(d, 1, bad, 1);
+	assert_true(status(d) & VIRTIO_STATUS_NEEDS_RESET);
+	/* Machine reset clears everything. */
+	virtio_pci_reset(&d->con.vp);
+	assert_int_equal(status(d), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(blk_config_and_features, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_read_write_msix, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_discard_write_zeroes, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_readonly, blk_setup_ro, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_host_write_error, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_bad_chains, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_bad_rings, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(rng_fills, rng_setup, rng_teardown),
+	    cmocka_unit_test_setup_teardown(console_io, con_setup, con_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
