@@ -28,7 +28,7 @@ SCRIPTS=$ROOT/tests/guest/guest-scripts
 # soft dependency of ext4/jbd2 (crypto API), invisible in depends=.
 MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio
 virtio_blk failover net_failover virtio_net virtio_console virtio-rng virtio_balloon
-crc16 crc32c_generic libcrc32c mbcache jbd2 ext4 qemu_fw_cfg evdev"
+crc16 crc32c_generic libcrc32c mbcache jbd2 ext4 qemu_fw_cfg evdev button"
 KVM_MODULES="irqbypass kvm ccp kvm-amd kvm-intel"
 
 log() { echo "make-guest: $*"; }
