@@ -378,13 +378,11 @@ static void on_request_fd(void *opaque, uint32_t events)
 	on_request(vm);
 }
 
-static int signal_fd = -1;
-
 static void on_signal(void *opaque, uint32_t events)
 {
 	struct vm *vm = opaque;
 	struct signalfd_siginfo si;
-	if (read(signal_fd, &si, sizeof(si)) != sizeof(si))
+	if (read(vm->signal_fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	log_info("terminating on signal %u", si.ssi_signo);
 	if (log_get_level() >= LOG_DEBUG && vm->accel.ops->vcpu_dump) {
@@ -413,8 +411,9 @@ int vm_run(struct vm *vm)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (signal_fd < 0 || event_loop_add_fd(&vm->loop, signal_fd, EPOLLIN, on_signal, vm)) {
+	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (vm->signal_fd < 0 ||
+	    event_loop_add_fd(&vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm)) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		return 1;
 	}
@@ -431,9 +430,9 @@ int vm_run(struct vm *vm)
 	event_loop_run(&vm->loop);
 	stop_vcpus(vm);
 	vm->state = VM_STATE_SHUTDOWN;
-	event_loop_del_fd(&vm->loop, signal_fd);
-	close(signal_fd);
-	signal_fd = -1;
+	event_loop_del_fd(&vm->loop, vm->signal_fd);
+	close(vm->signal_fd);
+	vm->signal_fd = -1;
 	return vm->exit_code;
 }
 

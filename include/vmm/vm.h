@@ -94,6 +94,7 @@ struct vm {
 	atomic_bool pause_vcpus; /* vCPU threads park */
 	atomic_int request;	 /* enum vm_request, first one wins */
 	int request_fd;		 /* eventfd: a request is pending */
+	int signal_fd;		 /* signalfd for SIGINT/SIGTERM/SIGHUP, while vm_run runs */
 	int exit_code;
 	enum vm_run_state state;
 	unsigned reset_count;
