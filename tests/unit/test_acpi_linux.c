@@ -7,7 +7,8 @@
  * q35's fixed hardware matches the pc defaults (PM1a at 0x600, reset at 0xcf9, SCI 9, ECAM at
  * 0xb0000000), except that QEMU's PM device takes SLP_TYP 0 for S5: the config says so. Until
  * Kestrel's own machine boots Linux, this is the end-to-end check of the table builder.
- * Skipped, with the reason, without qemu-system-x86_64, the guest kernel (make guest) or
+ * Skipped, with the reason, without qemu-system-x86_64, the guest kernel ($KESTREL_GUEST, from
+ * make guest) or
  * busybox-static. */
 #include <errno.h>
 #include <stdbool.h>
@@ -61,10 +62,15 @@ static const char init_script[] =
 
 static int boot(void **state)
 {
-	const char *bdir = getenv("KESTREL_BUILD") ? getenv("KESTREL_BUILD") : "build";
-	char kernel[512], fwcfg[512];
-	snprintf(kernel, sizeof(kernel), "%s/guest/vmlinuz", bdir);
-	snprintf(fwcfg, sizeof(fwcfg), "%s/guest/modules/qemu_fw_cfg.ko", bdir);
+	/* The test guest: $KESTREL_GUEST (tests/run.sh sets it), else $KESTREL_BUILD/guest. */
+	char gdir[512], kernel[600], fwcfg[600];
+	if (getenv("KESTREL_GUEST"))
+		snprintf(gdir, sizeof(gdir), "%s", getenv("KESTREL_GUEST"));
+	else
+		snprintf(gdir, sizeof(gdir), "%s/guest",
+			 getenv("KESTREL_BUILD") ? getenv("KESTREL_BUILD") : "build");
+	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", gdir);
+	snprintf(fwcfg, sizeof(fwcfg), "%s/modules/qemu_fw_cfg.ko", gdir);
 	if (sh("command -v qemu-system-x86_64 >/dev/null 2>&1")) {
 		skip_reason = "qemu-system-x86_64 not installed";
 		return 0;
