@@ -917,6 +917,18 @@ static int finish_frees(struct qcow2 *s, struct write_ctx *w)
 		pthread_rwlock_wrlock(&s->io_lock); /* wait for I/O to the clusters being freed */
 		for (size_t i = 0; i < w->nfrees && ret == 0; i++)
 			ret = qcow2_update_refcount(s, w->frees[i].off, w->frees[i].len, -1);
+		/* Give the space of clusters nobody uses any more back to the host. */
+		for (size_t i = 0; i < w->nfrees && ret == 0; i++) {
+			uint64_t cs = s->cluster_size;
+			uint64_t c0 = w->frees[i].off / cs,
+				 c1 = (w->frees[i].off + w->frees[i].len - 1) / cs;
+			for (uint64_t c = c0; c <= c1; c++) {
+				uint64_t rc;
+				if (qcow2_get_refcount(s, c, &rc) == 0 && rc == 0 &&
+				    c * cs < s->file_end)
+					(void)!blk_raw_driver.discard(s->file, c * cs, cs);
+			}
+		}
 		pthread_rwlock_unlock(&s->io_lock);
 	}
 	free(w->frees);

@@ -559,6 +559,32 @@ static void threads(void **state)
 	blk_close(b);
 }
 
+/* Discard deallocates: the clusters go back to the host file system. */
+static void discard_frees_space(void **state)
+{
+	const char *p = tmp("disc.qcow2");
+	make_qcow2(p, 16 << 20, 65536, 16);
+	struct blk *b;
+	assert_int_equal(blk_open(&b, p, NULL), 0);
+	uint8_t *buf = malloc(8 << 20);
+	memset(buf, 0x77, 8 << 20);
+	assert_int_equal(blk_pwrite(b, 0, buf, 8 << 20), 0);
+	assert_int_equal(blk_flush(b), 0);
+	struct blk_info before, after;
+	assert_int_equal(blk_get_info(b, &before), 0);
+	assert_int_equal(blk_discard(b, 0, 8 << 20), 0);
+	assert_int_equal(blk_get_info(b, &after), 0);
+	assert_true(after.disk_size + (7 << 20) < before.disk_size);
+	struct blk_status st;
+	assert_int_equal(blk_block_status(b, 0, 8 << 20, &st), 0);
+	assert_int_equal(st.flags & BLK_STATUS_DATA, 0);
+	assert_int_equal(blk_pread(b, 4096, buf, 4096), 0);
+	assert_int_equal(buf[0], 0);
+	expect_clean(b);
+	blk_close(b);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +597,7 @@ int main(void)
 	    cmocka_unit_test(backing_chain),
 	    cmocka_unit_test(raw_driver),
 	    cmocka_unit_test(threads),
+	    cmocka_unit_test(discard_frees_space),
 	    cmocka_unit_test(bad_truncated),
 	    cmocka_unit_test(bad_magic_version),
 	    cmocka_unit_test(bad_sizes),
