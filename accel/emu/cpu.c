@@ -458,6 +458,13 @@ int emu_map_flat(struct emu_cpu *cpu, uint64_t addr, void *host, uint64_t size, 
 
 /* --- CPUID policy --- */
 
+static bool host_has_rdrand(void)
+{
+	uint32_t a = 1, b, c = 0, d;
+	asm("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+	return c & (1u << 30);
+}
+
 static void put_str(uint32_t *out, const char *s)
 {
 	memcpy(out, s, 4);
@@ -484,6 +491,7 @@ void emu_cpuid(const struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint3
 			 (1u << 13) | /* CMPXCHG16B */
 			 (1u << 19) | (1u << 20) |		/* SSE4.1, SSE4.2 */
 			 (1u << 22) | (1u << 23) |		/* MOVBE, POPCNT */
+			 (host_has_rdrand() ? 1u << 30 : 0) |	/* RDRAND */
 			 (1u << 31);				/* hypervisor */
 		out[3] = (1u << 0) | (1u << 3) | (1u << 4) |	/* FPU PSE TSC */
 			 (1u << 5) | (1u << 6) | (1u << 8) |	/* MSR PAE CX8 */

@@ -22,6 +22,8 @@ enum {
 	I_J8,  /* rel8 */
 	I_J32, /* rel32 */
 	I_GRP, /* F6/F7: imm only for /0 and /1 */
+	I_FAR, /* ptr16:16/32 of the far CALL/JMP that are invalid in 64-bit mode: the length
+		* still counts for the 15-byte limit */
 };
 
 #define M 0x80 /* has ModRM */
@@ -38,12 +40,12 @@ static const uint8_t map1[256] = {
 	/* 60 */ 0, 0, M, M, 0, 0, 0, 0, I_Z, M | I_Z, I_B, M | I_B, 0, 0, 0, 0,
 	/* 70 */ I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8, I_J8,
 	/* 80 */ M | I_B, M | I_Z, M | I_B, M | I_B, M, M, M, M, M, M, M, M, M, M, M, M,
-	/* 90 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	/* 90 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, I_FAR, 0, 0, 0, 0, 0,
 	/* A0 */ I_MO, I_MO, I_MO, I_MO, 0, 0, 0, 0, I_B, I_Z, 0, 0, 0, 0, 0, 0,
 	/* B0 */ I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_V, I_V, I_V, I_V, I_V, I_V, I_V, I_V,
 	/* C0 */ M | I_B, M | I_B, I_W, 0, 0, 0, M | I_B, M | I_Z, I_ENT, 0, I_W, 0, 0, I_B, 0, 0,
-	/* D0 */ M, M, M, M, 0, 0, 0, 0, M, M, M, M, M, M, M, M,
-	/* E0 */ I_J8, I_J8, I_J8, I_J8, I_B, I_B, I_B, I_B, I_J32, I_J32, 0, I_J8, 0, 0, 0, 0,
+	/* D0 */ M, M, M, M, I_B, I_B, 0, 0, M, M, M, M, M, M, M, M,
+	/* E0 */ I_J8, I_J8, I_J8, I_J8, I_B, I_B, I_B, I_B, I_J32, I_J32, I_FAR, I_J8, 0, 0, 0, 0,
 	/* F0 */ 0, 0, 0, 0, 0, 0, M | I_GRP, M | I_GRP, 0, 0, 0, 0, 0, 0, M, M,
     /* clang-format on */
 };
@@ -90,6 +92,8 @@ static unsigned imm_bytes(unsigned kind, unsigned osize, unsigned asize, unsigne
 		return 3;
 	case I_J32:
 		return 4;
+	case I_FAR:
+		return osize == 2 ? 4 : 6;
 	case I_GRP:
 		return modrm_reg < 2 ? 1 : 0; /* size fixed up by caller for F7 */
 	default:

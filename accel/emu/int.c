@@ -1384,6 +1384,27 @@ HANDLER(op_rdtsc)
 	dispatch_next(cpu, in);
 }
 
+/* RDRAND: the host's generator (CPUID advertises it only where the host has it) */
+HANDLER(op_rdrand)
+{
+	uint64_t v = 0;
+	unsigned char ok = 0;
+	if (in->size == 8)
+		asm volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok) : : "cc");
+	else if (in->size == 4) {
+		uint32_t w;
+		asm volatile("rdrand %0; setc %1" : "=r"(w), "=qm"(ok) : : "cc");
+		v = w;
+	} else {
+		uint16_t w;
+		asm volatile("rdrand %0; setc %1" : "=r"(w), "=qm"(ok) : : "cc");
+		v = w;
+	}
+	reg_write(cpu, in->rm, ok ? v : 0, in->size);
+	emu_flags_set(cpu, (emu_flags_get(cpu) & ~(uint64_t)FL_ARITH) | (ok ? FL_CF : 0));
+	dispatch_next(cpu, in);
+}
+
 HANDLER(op_clflush)
 {
 	emu_mem(cpu, in, emu_ea(cpu, in), 1, false);
@@ -1938,7 +1959,11 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned r)
 			sel(in, op_cmpxchg8b);
 			return true;
 		}
-		return false; /* RDRAND/RDSEED/RDPID not advertised */
+		if (r == 6 && !in->mem && !in->rep) {
+			sel(in, op_rdrand);
+			return true;
+		}
+		return false; /* RDSEED/RDPID not advertised */
 	default:
 		break;
 	}

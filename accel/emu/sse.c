@@ -891,6 +891,23 @@ HANDLER(op_maskmov)
 	uint64_t a = cpu->gpr[EMU_RDI];
 	uint8_t *p;
 	unsigned i;
+	if (in->op2 & SF_MMX) {
+		uint64_t v, m;
+		mmx_check(cpu, in);
+		v = mm_get(cpu, in->reg);
+		m = mm_get(cpu, in->rm);
+		if (in->asize == 4)
+			a = (uint32_t)a;
+		if (in->seg >= EMU_FS)
+			a += cpu->seg[in->seg].base;
+		p = emu_mem(cpu, in, emu_canon(cpu, in, a, false), 8, true);
+		for (i = 0; i < 8; i++)
+			if ((m >> (8 * i + 7)) & 1)
+				p[i] = (uint8_t)(v >> (8 * i));
+		mm_enter(cpu);
+		dispatch_next(cpu, in);
+		return;
+	}
 	emu_sse_check(cpu, in);
 	if (in->asize == 4)
 		a = (uint32_t)a;
@@ -1697,7 +1714,11 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned mand)
 			return false;
 		if (mand == 0x66)
 			return simple(in, op_maskmov, 0, 0);
-		return false;
+		if (mand)
+			return false;
+		in->reg &= 7;
+		in->rm &= 7;
+		return simple(in, op_maskmov, 0, SF_MMX);
 	default:
 		break;
 	}
