@@ -330,6 +330,25 @@ static void dsdt_legacy(struct aml *a, const struct acpi_config *cfg)
 	}
 }
 
+static void dsdt_virtio_mmio(struct aml *a, const struct acpi_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nvirtio_mmio; i++) {
+		const struct acpi_virtio_mmio *v = &cfg->virtio_mmio[i];
+		char name[5];
+		snprintf(name, sizeof(name), "VR%02u", i % 100);
+		aml_device_begin(a, name);
+		aml_name(a, "_HID");
+		aml_string(a, "LNRO0005");
+		aml_named_int(a, "_UID", i);
+		aml_name(a, "_CRS");
+		aml_rt_begin(a);
+		aml_rt_mem32_fixed(a, v->base, v->size, true);
+		aml_rt_ext_irq(a, v->gsi, true, false, false);
+		aml_end(a);
+		aml_end(a);
+	}
+}
+
 static void dsdt_cpus(struct aml *a, const struct acpi_config *cfg)
 {
 	/* Processor devices whose _UID matches the MADT's processor UIDs. */
@@ -357,6 +376,7 @@ static long build_dsdt(struct out *o)
 	if (cfg->has_pci)
 		dsdt_pci(&a, cfg);
 	dsdt_legacy(&a, cfg);
+	dsdt_virtio_mmio(&a, cfg);
 	aml_end(&a);
 	int ret = aml_status(&a);
 	if (ret) {
@@ -560,6 +580,15 @@ static const char *check_config(const struct acpi_config *cfg, size_t size, uint
 	for (unsigned i = 0; i < cfg->nserial; i++)
 		if (cfg->serial[i].irq > 15 || cfg->serial[i].port > 0xfff8)
 			return "serial port address or IRQ out of range";
+	if (cfg->nvirtio_mmio > ACPI_MAX_VIRTIO_MMIO || (cfg->nvirtio_mmio && !cfg->virtio_mmio))
+		return "too many virtio-mmio devices";
+	for (unsigned i = 0; i < cfg->nvirtio_mmio; i++) {
+		const struct acpi_virtio_mmio *v = &cfg->virtio_mmio[i];
+		if (!v->size || (uint64_t)v->base + v->size > 1ULL << 32 ||
+		    v->gsi < cfg->ioapic_gsi_base ||
+		    v->gsi >= cfg->ioapic_gsi_base + cfg->ioapic_pins)
+			return "virtio-mmio device range or GSI out of range";
+	}
 	if (!cfg->has_pci)
 		return NULL;
 	if (cfg->ecam_bus_end < cfg->ecam_bus_start)

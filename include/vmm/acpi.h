@@ -29,6 +29,15 @@ struct acpi_window {
 	uint64_t base, size; /* size 0: absent */
 };
 
+#define ACPI_MAX_VIRTIO_MMIO 32
+
+/* A virtio-mmio transport: Linux binds these only from ACPI (LNRO0005) or the command line,
+ * and the guest kernel has the command-line way turned off. */
+struct acpi_virtio_mmio {
+	uint32_t base, size;
+	uint32_t gsi; /* level, active high */
+};
+
 struct acpi_config {
 	unsigned ncpus; /* APIC ids 0..ncpus-1, all enabled */
 	uint32_t lapic_addr;
@@ -64,6 +73,8 @@ struct acpi_config {
 	bool i8042_aux;	      /* PNP0F13 mouse, IRQ 12 */
 	bool rtc;	      /* PNP0B00 at 0x70, IRQ 8 */
 	uint16_t fw_cfg_port; /* 0: none; else QEMU0002 at port, 0x0c ports */
+	const struct acpi_virtio_mmio *virtio_mmio;
+	unsigned nvirtio_mmio;
 
 	const char *oem_id;	  /* 6 chars, default "KESTRL" */
 	const char *oem_table_id; /* 8 chars, default "KESTREL " */

@@ -21,6 +21,11 @@
 
 static uint8_t buf[SIZE];
 
+static const struct acpi_virtio_mmio vmmio[] = {
+    {.base = 0xd0000000, .size = 0x200, .gsi = 12},
+    {.base = 0xd0000200, .size = 0x200, .gsi = 13},
+};
+
 static const struct acpi_pci_route routes[] = {
     {.slot = 1, .gsi = {16, 17, 18, 19}},
     {.slot = 2, .gsi = {17, 18, 19, 16}},
@@ -56,6 +61,8 @@ static void full_config(struct acpi_config *c, unsigned ncpus)
 	c->serial[1] = (struct acpi_serial){.port = 0x2f8, .irq = 3};
 	c->nserial = 2;
 	c->fw_cfg_port = 0x510;
+	c->virtio_mmio = vmmio;
+	c->nvirtio_mmio = 2;
 }
 
 static const struct acpi_table_ref *find(const struct acpi_table_ref *t, int n, const char *sig)
@@ -276,6 +283,12 @@ static void errors(void **state)
 	bad = c;
 	bad.serial[0].irq = 16;
 	assert_int_equal(acpi_build(&bad, buf, sizeof(buf), GPA, &rsdp), -EINVAL);
+	static const struct acpi_virtio_mmio bad_mmio = {
+	    .base = 0xfffffe00, .size = 0x400, .gsi = 5};
+	bad = c;
+	bad.virtio_mmio = &bad_mmio;
+	bad.nvirtio_mmio = 1;
+	assert_int_equal(acpi_build(&bad, buf, sizeof(buf), GPA, &rsdp), -EINVAL);
 	bad = c;
 	bad.pci_mmio32 = (struct acpi_window){0xf0000000, 0x20000000};
 	assert_int_equal(acpi_build(&bad, buf, sizeof(buf), GPA, &rsdp), -EINVAL);
@@ -431,6 +444,11 @@ static void iasl_check(void **state)
 	    "Device (FWCF)",
 	    "Name (_HID, \"QEMU0002\")",
 	    "0x0510,             // Range Minimum",
+	    "Device (VR01)",
+	    "Name (_HID, \"LNRO0005\")",
+	    "0xD0000200,         // Address Base",
+	    "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )",
+	    "0x0000000D,",
 	};
 	char *dsl =
 	    iasl_roundtrip(find(t, n, "DSDT"), dsdt_want, sizeof(dsdt_want) / sizeof(dsdt_want[0]));
