@@ -43,6 +43,10 @@ static void run_usage(FILE *out)
 	    "  --no-reboot            exit when the guest reboots instead of resetting it\n"
 	    "  --debug-exit           a write of V to port 0xf4 exits with code (V << 1) | 1\n"
 	    "  --name NAME            a name for the VM (shown by the monitor)\n"
+	    "  --disk PATH[,format=raw|qcow2][,readonly=on][,cache=none|writeback][,discard=on]\n"
+	    "                         a virtio-blk disk (repeat for more, up to 8)\n"
+	    "  --rng                  a virtio-rng device (the guest's /dev/hwrng)\n"
+	    "  --serial-virtio        a virtio-console: the guest's hvc0 writes to the console\n"
 	    "  -d guest-errors        log guest errors (devices programmed wrongly)\n"
 	    "  -v, --verbose          more log output (repeat for debug)\n"
 	    "  -h, --help             this help\n"
@@ -74,6 +78,9 @@ enum {
 	OPT_NAME,
 	OPT_QMP,
 	OPT_QTEST,
+	OPT_DISK,
+	OPT_RNG,
+	OPT_SERIAL_VIRTIO,
 };
 
 static const struct option run_options[] = {
@@ -92,6 +99,10 @@ static const struct option run_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"qmp", required_argument, NULL, OPT_QMP},
     {"qtest", required_argument, NULL, OPT_QTEST},
+    {"disk", required_argument, NULL, OPT_DISK},
+    {"drive", required_argument, NULL, OPT_DISK},
+    {"rng", no_argument, NULL, OPT_RNG},
+    {"serial-virtio", no_argument, NULL, OPT_SERIAL_VIRTIO},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -153,6 +164,54 @@ static int parse_console(const char *arg, struct console_config *c)
 	return 0;
 }
 
+/* --disk PATH[,key=value...]: the string is cut in place (it is argv's). */
+static int parse_disk(char *arg, struct vm_config *cfg)
+{
+	if (cfg->nr_disks >= VM_MAX_DISKS)
+		return bad_option("--disk: at most %d disks", VM_MAX_DISKS);
+	struct virtio_blk_opts *d = &cfg->disks[cfg->nr_disks];
+	*d = (struct virtio_blk_opts){.format = BLK_FMT_PROBE, .cache = BLK_CACHE_WRITEBACK};
+	char *save = NULL, *tok = strtok_r(arg, ",", &save);
+	if (!tok || !*tok)
+		return bad_option("--disk needs a path");
+	d->path = tok;
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		char *val = strchr(tok, '=');
+		if (!val)
+			return bad_option("--disk: '%s' is not KEY=VALUE", tok);
+		*val++ = '\0';
+		if (!strcmp(tok, "format")) {
+			if (!strcmp(val, "raw"))
+				d->format = BLK_FMT_RAW;
+			else if (!strcmp(val, "qcow2"))
+				d->format = BLK_FMT_QCOW2;
+			else
+				return bad_option("--disk: format '%s' is not raw or qcow2", val);
+		} else if (!strcmp(tok, "readonly") || !strcmp(tok, "discard")) {
+			bool on = !strcmp(val, "on");
+			if (!on && strcmp(val, "off"))
+				return bad_option("--disk: %s=%s is not on or off", tok, val);
+			if (!strcmp(tok, "readonly"))
+				d->readonly = on;
+			else
+				d->discard = on;
+		} else if (!strcmp(tok, "cache")) {
+			if (!strcmp(val, "none"))
+				d->cache = BLK_CACHE_NONE;
+			else if (!strcmp(val, "writeback"))
+				d->cache = BLK_CACHE_WRITEBACK;
+			else
+				return bad_option("--disk: cache=%s is not none or writeback", val);
+		} else {
+			return bad_option("--disk: unknown option '%s' (format, readonly, cache, "
+					  "discard)",
+					  tok);
+		}
+	}
+	cfg->nr_disks++;
+	return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg = {
@@ -205,6 +264,15 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_QTEST:
 			cfg.qtest = optarg;
+			break;
+		case OPT_DISK:
+			bad = parse_disk(optarg, &cfg);
+			break;
+		case OPT_RNG:
+			cfg.rng = true;
+			break;
+		case OPT_SERIAL_VIRTIO:
+			cfg.serial_virtio = true;
 			break;
 		case 'd':
 			if (strcmp(optarg, "guest-errors"))

@@ -4,16 +4,20 @@
  * Guest-physical memory map:
  *   0x00000000 - low_ram_end      RAM (at most 3 GiB; the rest goes above 4 GiB)
  *   0x0009fc00 - 0x000fffff       reserved in e820: EBDA, ACPI tables (0xe0000), SMBIOS (0xf0000)
- *   0xc0000000 - 0xfebfffff       PCI hole (ECAM and BARs, with the PCI issue)
+ *   0xc0000000 - 0xdfffffff       PCI hole: 32-bit BARs (virtio devices, slots 1...)
+ *   0xe0000000 - 0xefffffff       PCI ECAM (MCFG), 256 buses
  *   0xfec00000                    IOAPIC        0xfee00000  LAPIC
  *   0xfffbc000 - 0xfffbffff       KVM's private pages (identity map, TSS)
  *   0x100000000 -                 RAM above 4 GiB
  */
 #define LOG_SUBSYS "pc"
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/log.h"
+#include "virtio/console.h"
+#include "virtio/rng.h"
 #include "vmm/acpi.h"
 #include "vmm/smbios.h"
 #include "vmm/vm.h"
@@ -22,6 +26,11 @@
 #define PC_4G		  0x100000000ULL
 #define PC_KVM_PRIVATE	  0xfffbc000ULL
 #define PC_KVM_PRIVATE_SZ 0x4000ULL
+#define PC_PCI_MMIO_BASE  PC_PCI_HOLE_START
+#define PC_PCI_MMIO_SIZE  0x20000000ULL
+#define PC_ECAM_BASE	  0xe0000000ULL
+#define PC_PCI_IO_BASE	  0xc000
+#define PC_PCI_IO_SIZE	  0x4000
 
 static uint64_t pc_clock_ns(void *opaque)
 {
@@ -57,6 +66,56 @@ static int pc_memory(struct vm *vm, struct error *err)
 		return error_set(err, ret, "cannot allocate %llu MiB of guest RAM: %s",
 				 (unsigned long long)(mem >> 20), strerror(-ret));
 	vm->low_ram_end = low;
+	return 0;
+}
+
+static void pc_hvc_write(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = opaque;
+	struct serial8250_backend be = console_backend(&vm->console);
+	if (be.write)
+		be.write(be.opaque, buf, len);
+}
+
+/* PCI host and the virtio devices, one slot each from 1 on. */
+static int pc_pci(struct vm *vm, struct error *err)
+{
+	uint64_t next = PC_PCI_MMIO_BASE;
+	unsigned slot = 1;
+	int ret = pci_host_init(&vm->pci, &vm->pio, &vm->mmio, &vm->accel.irq, PC_ECAM_BASE, 256);
+	if (ret)
+		return error_set(err, ret, "cannot register the PCI host bridge");
+	for (unsigned i = 0; i < vm->cfg.nr_disks; i++) {
+		struct virtio_blk_opts o = vm->cfg.disks[i];
+		o.num_queues =
+		    vm->nr_vcpus < VIRTIO_BLK_MAX_QUEUES ? vm->nr_vcpus : VIRTIO_BLK_MAX_QUEUES;
+		vm->blk[i] = calloc(1, sizeof(*vm->blk[i]));
+		if (!vm->blk[i])
+			return error_set(err, -ENOMEM, "out of memory");
+		ret = virtio_blk_init(vm->blk[i], &o, i, &vm->mem, err);
+		if (ret) {
+			free(vm->blk[i]);
+			vm->blk[i] = NULL;
+			return ret;
+		}
+		ret = pci_host_add(&vm->pci, &vm->blk[i]->vp.pci, slot++, &next);
+		if (ret)
+			return error_set(err, ret, "cannot plug virtio-blk%u", i);
+	}
+	if (vm->cfg.rng) {
+		vm->rng = calloc(1, sizeof(*vm->rng));
+		if (!vm->rng || virtio_rng_init(vm->rng, &vm->mem) ||
+		    pci_host_add(&vm->pci, &vm->rng->vp.pci, slot++, &next))
+			return error_set(err, -ENOMEM, "cannot create virtio-rng");
+	}
+	if (vm->cfg.serial_virtio) {
+		vm->vcon = calloc(1, sizeof(*vm->vcon));
+		if (!vm->vcon || virtio_console_init(vm->vcon, &vm->mem, pc_hvc_write, vm) ||
+		    pci_host_add(&vm->pci, &vm->vcon->vp.pci, slot++, &next))
+			return error_set(err, -ENOMEM, "cannot create virtio-console");
+	}
+	if (next > PC_PCI_MMIO_BASE + PC_PCI_MMIO_SIZE)
+		return error_set(err, -ENOSPC, "too many PCI devices for the PCI hole");
 	return 0;
 }
 
@@ -104,7 +163,7 @@ int pc_machine_create(struct vm *vm, struct error *err)
 	ret = port80_register(&vm->pio);
 	if (ret)
 		return error_set(err, ret, "cannot register port 0x80");
-	return 0;
+	return pc_pci(vm, err);
 }
 
 void pc_machine_reset(struct vm *vm)
@@ -113,10 +172,36 @@ void pc_machine_reset(struct vm *vm)
 	acpi_pm_reset(&vm->pm);
 	i8042_reset(&vm->kbd);
 	rtc_cmos_reset(&vm->rtc); /* keeps the time and CMOS RAM, as a real reset does */
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+		if (vm->blk[i])
+			virtio_pci_reset(&vm->blk[i]->vp);
+	if (vm->rng)
+		virtio_pci_reset(&vm->rng->vp);
+	if (vm->vcon)
+		virtio_pci_reset(&vm->vcon->vp);
+	pci_host_reset(&vm->pci);
 }
 
 void pc_machine_destroy(struct vm *vm)
 {
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++) {
+		if (vm->blk[i]) {
+			virtio_blk_destroy(vm->blk[i]);
+			free(vm->blk[i]);
+			vm->blk[i] = NULL;
+		}
+	}
+	if (vm->rng) {
+		virtio_rng_destroy(vm->rng);
+		free(vm->rng);
+		vm->rng = NULL;
+	}
+	if (vm->vcon) {
+		virtio_console_destroy(vm->vcon);
+		free(vm->vcon);
+		vm->vcon = NULL;
+	}
+	pci_host_destroy(&vm->pci);
 	rtc_cmos_destroy(&vm->rtc);
 	i8042_destroy(&vm->kbd);
 	acpi_pm_destroy(&vm->pm);
@@ -147,6 +232,20 @@ static int pc_acpi(struct vm *vm, uint64_t *rsdp, struct error *err)
 	ac.reset_port = vm->pm.cfg.reset_port;
 	ac.reset_value = ACPI_PM_RESET_VALUE;
 	ac.s5_slp_typ = ACPI_PM_SLP_TYP_S5;
+	struct acpi_pci_route routes[PCI_MAX_DEVS];
+	ac.has_pci = true;
+	ac.ecam_base = PC_ECAM_BASE;
+	ac.ecam_bus_start = 0;
+	ac.ecam_bus_end = 255;
+	ac.pci_io = (struct acpi_window){PC_PCI_IO_BASE, PC_PCI_IO_SIZE};
+	ac.pci_mmio32 = (struct acpi_window){PC_PCI_MMIO_BASE, PC_PCI_MMIO_SIZE};
+	for (unsigned slot = 0; slot < PCI_MAX_DEVS; slot++) {
+		routes[slot].slot = (uint8_t)slot;
+		for (unsigned pin = 0; pin < 4; pin++)
+			routes[slot].gsi[pin] = pci_slot_gsi(slot, pin);
+	}
+	ac.pci_routes = routes;
+	ac.npci_routes = PCI_MAX_DEVS;
 	uint8_t *buf = gm_ptr(&vm->mem, BOOT_ACPI_ADDR, BOOT_ACPI_SIZE);
 	if (!buf)
 		return error_set(err, -ENOMEM, "guest RAM too small for ACPI tables");

@@ -21,12 +21,15 @@
 #include "hw/acpi_pm.h"
 #include "hw/debug_exit.h"
 #include "hw/i8042.h"
+#include "hw/pci.h"
 #include "hw/rtc_cmos.h"
 #include "hw/serial8250.h"
 #include "vmm/boot.h"
+#include "virtio/blk.h"
 #include "vmm/console.h"
 
 #define VM_MAX_VCPUS 256
+#define VM_MAX_DISKS 8
 
 struct qmp_server;
 struct qtest;
@@ -43,6 +46,11 @@ struct vm_config {
 	struct console_config console;
 	const char *name;
 	const char *qtest; /* --accel qtest: "unix:PATH" or "stdio" for the qtest protocol */
+	/* virtio devices on the PCI bus (--disk, --rng, --serial-virtio) */
+	struct virtio_blk_opts disks[VM_MAX_DISKS];
+	unsigned nr_disks;
+	bool rng;
+	bool serial_virtio; /* virtio-console: the guest's hvc0 writes to the console */
 };
 
 enum vm_request {
@@ -86,6 +94,10 @@ struct vm {
 	struct i8042 kbd;
 	struct rtc_cmos rtc;
 	struct debug_exit debug_exit;
+	struct pci_host pci;
+	struct virtio_blk *blk[VM_MAX_DISKS];
+	struct virtio_rng *rng;
+	struct virtio_console *vcon;
 
 	/* Run control */
 	pthread_mutex_t run_lock;
