@@ -350,9 +350,22 @@ static int img_info(int argc, char **argv)
 	const char *path = argv[optind];
 	struct blk *b;
 	int ret;
-	/* The whole chain is opened so a broken or looping chain is reported. */
+	/* The whole chain is opened so a broken or looping chain is reported; without
+	 * --backing-chain a broken chain is a warning and the image itself is still shown. */
 	oo.no_backing = false;
 	ret = blk_open(&b, path, &oo);
+	if (ret < 0 && !chain) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", blk_last_error());
+		oo.no_backing = true;
+		if (blk_open(&b, path, &oo) == 0) {
+			fprintf(stderr, "kestrel img: warning: backing chain: %s\n", msg);
+			ret = 0;
+		} else {
+			ret = -EINVAL;
+			blk_set_error("%s", msg);
+		}
+	}
 	if (ret < 0)
 		return fail_blk("info", path, ret);
 	json_object *arr = chain && json ? json_object_new_array() : NULL;

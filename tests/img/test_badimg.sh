@@ -1,0 +1,80 @@
+#!/bin/bash
+# Bad images through the command line: each is refused with one clear message naming the
+# problem and exit code 1 (check: 2 for corruption), never a crash. The same cases are
+# unit-tested in tests/unit/test_qcow2.c; this checks what a user sees.
+. "$KESTREL_ROOT/tests/lib/tap.sh"
+K=$KESTREL
+T=$(mktemp -d /tmp/kestrel-badimg.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1
+
+# patch FILE OFFSET FORMAT VALUE (python struct format, big endian)
+patch() { python3 -c "
+import struct, sys
+f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2], 0)); f.write(struct.pack('>' + sys.argv[3], int(sys.argv[4], 0) & (2**64 - 1)))
+" "$@"; }
+get() { python3 -c "
+import struct, sys
+f = open(sys.argv[1], 'rb'); f.seek(int(sys.argv[2], 0)); print(struct.unpack('>Q', f.read(8))[0])
+" "$@"; }
+fresh() { $K img create -f qcow2 "$1" 1M >/dev/null; }
+# refused CMD... MESSAGE: exit 1 and the message on stderr
+refused() {
+	local msg=${*: -1}
+	"${@:1:$#-1}" >out 2>err
+	local rc=$?
+	[ $rc -eq 1 ] && grep -q -- "$msg" err || { echo "# rc=$rc: $(cat err)"; return 1; }
+}
+
+fresh t.qcow2; truncate -s 40 t.qcow2
+tap_check "truncated file" refused $K img info t.qcow2 "truncated image"
+fresh s.qcow2; patch s.qcow2 24 Q 0x4000000000000000
+tap_check "absurd virtual size" refused $K img info s.qcow2 "absurd virtual size"
+fresh l.qcow2; patch l.qcow2 40 Q 0x10000000000
+tap_check "L1 table outside the file" refused $K img info l.qcow2 "L1 table (offset 0x10000000000, 1 entries) is outside the image"
+fresh r.qcow2; patch r.qcow2 "$(get r.qcow2 48)" Q 0x20000000000
+tap_check "refcount block outside the file" refused $K img info r.qcow2 "refcount block 0 at offset 0x20000000000 is outside the image file"
+fresh o.qcow2; patch o.qcow2 "$(get o.qcow2 40)" Q "$(( $(get o.qcow2 48) | (1 << 63) ))"
+tap_check "L2 table overlapping the refcount table" refused $K img info o.qcow2 "L2 table of L1 entry 0 at offset 0x10000 overlaps the refcount table"
+fresh f.qcow2; patch f.qcow2 72 Q 0x400
+tap_check "unknown incompatible feature" refused $K img info f.qcow2 "unsupported incompatible qcow2 feature(s): bit 10"
+qemu-img create -q -f qcow2 -o data_file=f.data fx.qcow2 1M 2>/dev/null && \
+	tap_check "external data file (made by qemu)" refused $K img info fx.qcow2 "external data file" ||
+	tap_skip "external data file" "qemu-img cannot create one here"
+qemu-img create -q -f qcow2 -o extended_l2=on x.qcow2 1M 2>/dev/null && \
+	tap_check "extended L2 (made by qemu)" refused $K img info x.qcow2 "extended L2" ||
+	tap_skip "extended L2" "qemu-img cannot create one here"
+
+# backing loops: a -> b -> a
+$K img create -f qcow2 b.qcow2 1M >/dev/null
+$K img create -f qcow2 -b b.qcow2 -F qcow2 a.qcow2 >/dev/null
+$K img rebase -u -b a.qcow2 -F qcow2 b.qcow2
+tap_check "backing file loop (--backing-chain)" refused $K img info --backing-chain a.qcow2 "backing file loop"
+tap_check "backing file loop (convert)" refused $K img convert -O raw a.qcow2 out.raw "backing file loop"
+tap_check "info without --backing-chain warns and shows the image" \
+	bash -c "$K img info a.qcow2 2>err | grep -q '^image: a.qcow2' && grep -q 'warning: backing chain: .*backing file loop' err"
+
+# a data cluster pointing outside the file: reads fail with a message, check says corrupt
+$K img create -f qcow2 d.qcow2 1M >/dev/null
+python3 - d.qcow2 <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'r+b')
+h = f.read(72)
+l1 = struct.unpack('>Q', h[40:48])[0]
+# hand-made L2 table in a new cluster at the end of the file
+f.seek(0, 2); end = f.tell(); cs = 65536
+l2 = (end + cs - 1) // cs * cs
+f.seek(l2); f.write(struct.pack('>Q', (1 << 63) | (1 << 40)) + bytes(cs - 8))
+f.seek(l1); f.write(struct.pack('>Q', (1 << 63) | l2))
+PY
+tap_check "read through an L2 entry outside the file" refused $K img convert -O raw d.qcow2 d.raw "data cluster (L2 table 0x40000 entry 0) at offset 0x10000000000 is outside the image file"
+$K img check d.qcow2 >out 2>err
+rc=$?
+tap_check "check reports the corruption (exit 2, got $rc)" test $rc -eq 2
+if command -v qemu-img >/dev/null; then
+	qemu-img check d.qcow2 >/dev/null 2>&1
+	rc=$?
+	tap_check "qemu-img agrees it is corrupt (exit 2, got $rc)" test $rc -eq 2
+fi
+tap_check "nothing was written past the end of the bad images" test "$(stat -c %s d.qcow2)" -lt 400000
+tap_done
