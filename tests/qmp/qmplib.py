@@ -3,6 +3,7 @@ the way any QMP client talks to QEMU. Start a `kestrel run --accel qtest` VM, ta
 the qtest line protocol to it, print TAP."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -216,6 +217,9 @@ class Vm:
         return self.log.read()
 
     def kill(self):
+        """Stop the VM (if still running) and remove its sockets and log."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

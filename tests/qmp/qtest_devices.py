@@ -3,6 +3,7 @@ keyboard fed by QMP send-key, each checked through its registers and its IRQ lin
 Prints TAP."""
 import calendar
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -174,7 +175,8 @@ def main():
     if not os.path.exists(os.environ.get("KESTREL", "")):
         print("1..0 # SKIP kestrel not built")
         return 0
-    console = os.path.join(tempfile.mkdtemp(prefix="kestrel-qtest-"), "console.txt")
+    tmp = tempfile.mkdtemp(prefix="kestrel-qtest-")
+    console = os.path.join(tmp, "console.txt")
     vm = Vm(["--console", "file:" + console])
     try:
         qt = vm.qtest()
@@ -196,6 +198,7 @@ def main():
         t.eq(vm.wait(10), 0, "VM exits 0 on quit")
     finally:
         vm.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
     return t.done()
 
 

@@ -10,7 +10,7 @@ echo 0 >/proc/sys/kernel/ctrl-alt-del
 mkdir -p /etc/acpi/PWRF
 cat >/etc/acpi/PWRF/00000080 <<'HANDLER'
 #!/bin/sh
-echo "KT acpid-power-button"
+echo "KT acpid-power-button" >/dev/console
 sync
 poweroff -f
 HANDLER
