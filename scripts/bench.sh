@@ -21,7 +21,7 @@ export KT_PASS_ENV="KT_BENCH_RUNS KT_BENCH_VMMS"
 
 raw=$OUT/boot-raw.txt
 echo "bench: $KT_BENCH_RUNS interleaved boots per VMM; this takes a few minutes" >&2
-"$ROOT/tests/nested/run-cases.sh" "$ROOT/tests/guest/bench/boot_bench.sh" | tee "$raw" |
+"$ROOT/tests/nested/run-cases.sh" -n bench "$ROOT/tests/guest/bench/boot_bench.sh" | tee "$raw" |
 	grep -E '^(BENCH|#|not ok)' >&2
 
 where=natively

@@ -52,7 +52,7 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
 	exit 1
 fi
 say "no usable KVM here and no emulated mode yet: booting an L1 Linux under QEMU (TCG + nested SVM) on this terminal, then the demo guest with Kestrel on L1's /dev/kvm"
-script=$BUILD/nested/demo.sh
+script=$BUILD/nested/demo-l1.sh
 mkdir -p "$BUILD/nested"
 if [ "${DEMO_VMM:-kestrel}" = qemu ]; then
 	l2="\$KT_QEMU \$KT_QEMU_ARGS -smp 2 -m 512 -kernel \$KT_GUEST/vmlinuz -initrd \$KT_GUEST/initramfs.cpio.gz -append 'console=ttyS0 quiet'"
@@ -68,4 +68,4 @@ echo "L1 is up with /dev/kvm; starting the demo guest. 'poweroff -f' in the gues
 $l2
 echo "L1: the VMM exited with status \$?; powering L1 off"
 EOF
-exec "$ROOT/tests/nested/l1.sh" $qflag -i "$script"
+exec "$ROOT/tests/nested/l1.sh" -n demo $qflag -i "$script"

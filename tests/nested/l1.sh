@@ -7,18 +7,21 @@
 #                   (a case asks with a "# kt-needs: qemu" line)
 #     -i SCRIPT     interactive: no cases; L1 runs SCRIPT (sh) with the console as its terminal
 #     -t SECONDS    time limit for the whole L1 run (default 120 + 400 per case)
+#     -n NAME       run name: files go to $KESTREL_BUILD/nested/NAME/ (default "l1"); runs with
+#                   the same name wait for each other, runs with different names do not collide
 #
 # The L1 guest is Debian's kernel (the test guest's own vmlinuz) under
 #   qemu-system-x86_64 -accel tcg -cpu EPYC,+svm -smp 2 -m 4096
 # with an initramfs holding busybox, irqbypass/kvm/ccp/kvm-amd (tests/nested/l1-init loads them,
 # and /dev/kvm appears), $KESTREL and its shared libraries, the L2 test guest ($KT_GUEST),
 # tests/guest/lib.sh, tests/lib/tap.sh, the cases and what their setup step built.
-# The initramfs is built in $KESTREL_BUILD/nested/ and reused while its inputs are unchanged.
+# The initramfs is built in $KESTREL_BUILD/nested/NAME/ and reused while its inputs are unchanged.
 #
 # Output: every line the cases print (unnumbered TAP "ok - ..." / "not ok - ..." and "# ..."
 # diagnostics; tests/nested/run-cases.sh numbers them), plus a "not ok" line saying why when L1
 # did not get to the end: L1 boot failure, /dev/kvm missing in L1, a time-out, or an early exit.
-# The whole L1 console log is kept in $KESTREL_BUILD/nested/l1-console.log.
+# The whole L1 console log is kept in $KESTREL_BUILD/nested/NAME/l1-console.log, the logs each
+# case left in L1 (VM consoles, stderr, command lines) in $KESTREL_BUILD/nested/NAME/out/CASE/.
 # Exit status: 0 when L1 reached its end marker, 1 otherwise.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,14 +32,15 @@ NDIR=$BUILD/nested
 ART=${KT_ART:-$NDIR/art}
 QEMU=${KT_HOST_QEMU:-qemu-system-x86_64}
 
-files=() with_qemu=0 interactive="" limit=""
-while getopts "f:qi:t:" opt; do
+files=() with_qemu=0 interactive="" limit="" name=l1
+while getopts "f:qi:t:n:" opt; do
 	case $opt in
 	f) files+=("$OPTARG") ;;
 	q) with_qemu=1 ;;
 	i) interactive=$OPTARG ;;
 	t) limit=$OPTARG ;;
-	*) echo "usage: $0 [-f SRC]... [-q] [-i SCRIPT] [-t SECONDS] CASE.sh..." >&2; exit 2 ;;
+	n) name=$OPTARG ;;
+	*) echo "usage: $0 [-f SRC]... [-q] [-i SCRIPT] [-t SECONDS] [-n NAME] CASE.sh..." >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -44,7 +48,13 @@ cases=("$@")
 [ -n "$limit" ] || limit=$((120 + 400 * ${#cases[@]}))
 
 fail() { echo "not ok - nested L1: $*"; }
-mkdir -p "$NDIR" "$ART"
+RUN=$NDIR/$name
+mkdir -p "$RUN" "$ART"
+exec 9>"$RUN/.lock"
+if ! flock -n 9; then
+	echo "# nested L1: another run named '$name' is using $RUN: waiting for it" >&2
+	flock 9
+fi
 
 for c in "${cases[@]}"; do
 	grep -q '^# kt-needs:.*\bqemu\b' "$c" && with_qemu=1
@@ -97,7 +107,7 @@ if [ $with_qemu = 1 ]; then
 fi
 
 # Environment the cases see inside L1.
-envfile=$NDIR/l1-env
+envfile=$RUN/l1-env
 {
 	echo "export KESTREL=/opt/kt/kestrel KT_GUEST=/opt/kt/guest KT_ART=/opt/kt/art"
 	echo "export KT_LIB=/opt/kt/lib.sh KT_TAP=/opt/kt/tap.sh KT_FILES=/opt/kt/files"
@@ -111,8 +121,8 @@ envfile=$NDIR/l1-env
 add "$envfile.new" opt/kt/env
 
 # Rebuild only when an input (path, size, time) or the environment changed.
-manifest=$NDIR/l1-initramfs.manifest
-cpio=$NDIR/l1-initramfs.cpio
+manifest=$RUN/l1-initramfs.manifest
+cpio=$RUN/l1-initramfs.cpio
 {
 	cat "$envfile.new"
 	while read -r src dest; do
@@ -122,7 +132,7 @@ cpio=$NDIR/l1-initramfs.cpio
 if [ -f "$cpio" ] && cmp -s "$manifest.new" "$manifest"; then
 	rm -f "$manifest.new"
 else
-	stage=$NDIR/l1-root
+	stage=$RUN/l1-root
 	rm -rf "$stage"
 	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,opt/kt/files}
 	while read -r src dest; do
@@ -150,7 +160,7 @@ rm -f "$envfile.new"
 # --- boot L1 ------------------------------------------------------------------------------------
 qemu_args=(-accel tcg -cpu EPYC,+svm -smp 2 -m 4096 -no-reboot -display none -monitor none
 	-kernel "$GUEST/vmlinuz" -initrd "$cpio" -append "console=ttyS0 quiet panic=-1")
-log=$NDIR/l1-console.log
+log=$RUN/l1-console.log
 if [ -n "$interactive" ]; then
 	# The terminal is L1's serial console; Ctrl-C goes to the guest, not to this QEMU.
 	"$QEMU" "${qemu_args[@]}" -chardev stdio,id=con,signal=off -serial chardev:con \
@@ -167,30 +177,30 @@ grep -v "doesn't support requested feature" "$log.err" >"$log.err.tmp"
 mv "$log.err.tmp" "$log.err"
 
 # --- report -------------------------------------------------------------------------------------
-# Logs the cases left in L1 are rebuilt under $NDIR/out/<case>/ (same layout as a native run).
-rm -rf "$NDIR/out"
-awk -v dir="$NDIR/out" '/^KT-LOG / {
+# Logs the cases left in L1 are rebuilt under $RUN/out/<case>/ (same layout as a native run).
+rm -rf "$RUN/out"
+awk -v dir="$RUN/out" '/^KT-LOG / {
 	f = dir "/" $2
 	if (!(f in seen)) { seen[f] = 1; d = f; sub(/\/[^\/]*$/, "", d); system("mkdir -p \"" d "\"") }
 	sub(/^KT-LOG [^ ]* ?/, ""); print > f }' "$log"
 sed -n 's/^KT-OUT //p' "$log"
 # a case that exited non-zero without saying "not ok" still failed
-while read -r _ name rc; do
-	if [ "$rc" != 0 ] && ! grep -q "^KT-OUT not ok - $name" "$log"; then
-		echo "not ok - $name: case script exited with status $rc inside L1"
+while read -r _ case rc; do
+	if [ "$rc" != 0 ] && ! grep -aq "^KT-OUT not ok - $case" "$log"; then
+		echo "not ok - $case: case script exited with status $rc inside L1"
 	fi
-done < <(grep '^KT-CASE-RC ' "$log")
+done < <(grep -a '^KT-CASE-RC ' "$log")
 
 diag() { sed 's/^/# /'; }
-if grep -q '^KT-L1-END status=0' "$log"; then
-	echo "# nested L1: all cases ran (L1 up for ${secs}s; console log $log; L2 logs in $NDIR/out/)"
+if grep -aq '^KT-L1-END status=0' "$log"; then
+	echo "# nested L1: all cases ran (L1 up for ${secs}s; console log $log; L2 logs in $RUN/out/)"
 	exit 0
 fi
-if ! grep -q '^KT-L1-START' "$log"; then
+if ! grep -aq '^KT-L1-START' "$log"; then
 	fail "L1 boot failure: the L1 kernel did not reach its init (qemu status $qrc after ${secs}s)"
 	tail -n 20 "$log" | diag
 	tail -n 5 "$log.err" | diag
-elif grep -q '^KT-L1-NOKVM' "$log"; then
+elif grep -aq '^KT-L1-NOKVM' "$log"; then
 	fail "/dev/kvm missing in L1: $(sed -n 's/^KT-L1-NOKVM //p' "$log")"
 	sed -n 's/^KT-L1-LOG //p' "$log" | diag
 else
@@ -201,6 +211,6 @@ else
 		fail "L1 stopped after ${secs}s (qemu status $qrc) before its end marker, in case '$last'"
 		tail -n 5 "$log.err" | diag
 	fi
-	grep -v '^KT-' "$log" | tail -n 15 | diag
+	grep -av '^KT-' "$log" | tail -n 15 | diag
 fi
 exit 1

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Run guest cases (see tests/guest/lib.sh for what a case is) where KVM works, print TAP.
 #
-#   tests/nested/run-cases.sh [-f SRC]... CASE.sh...
+#   tests/nested/run-cases.sh [-f SRC]... [-n NAME] CASE.sh...
 #     -f SRC   extra file or directory the cases need, found at $KT_FILES/<basename>
+#     -n NAME  run name (default: from the case names): logs in $KESTREL_BUILD/nested/NAME/
 #
 # 1. Each case's "setup" step runs here on the build host (artifacts into $KT_ART).
 # 2. Where /dev/kvm opens and the CPU has hardware virtualisation (vmx/svm), the cases run
@@ -19,18 +20,24 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export KESTREL_BUILD=${KESTREL_BUILD:-$ROOT/build}
 export KESTREL=${KESTREL:-$KESTREL_BUILD/kestrel}
 export KT_ROOT=$ROOT
-NDIR=$KESTREL_BUILD/nested
-export KT_ART=$NDIR/art
+export KT_ART=$KESTREL_BUILD/nested/art
 
-files=()
-while getopts "f:" opt; do
+files=() name=""
+while getopts "f:n:" opt; do
 	case $opt in
 	f) files+=("$OPTARG") ;;
-	*) echo "usage: $0 [-f SRC]... CASE.sh..." >&2; exit 2 ;;
+	n) name=$OPTARG ;;
+	*) echo "usage: $0 [-f SRC]... [-n NAME] CASE.sh..." >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
 cases=("$@")
+if [ -z "$name" ]; then
+	name=$(for c in "${cases[@]}"; do basename "$c" .sh; done | tr '\n' '+')
+	name=${name%+}
+	[ ${#name} -le 40 ] || name=cases-$(echo "$name" | md5sum | cut -c1-8)
+fi
+NDIR=$KESTREL_BUILD/nested/$name
 
 # Number the TAP lines from stdin, print the plan, exit 1 on any failure.
 number() {
@@ -69,6 +76,9 @@ run_all() {
 	done
 	if [ "$mode" = 0 ]; then
 		echo "# running ${#cases[@]} guest case(s) natively on /dev/kvm"
+		exec 9>"$NDIR/.lock"
+		flock -n 9 || { echo "# another run named '$name' is on: waiting for it"; flock 9; }
+		rm -rf "$NDIR/out"
 		export KT_GUEST=${KT_GUEST_DIR:-$KESTREL_BUILD/guest}
 		export KT_LIB=$ROOT/tests/guest/lib.sh KT_TAP=$ROOT/tests/lib/tap.sh
 		export KT_FILES=$NDIR/files
@@ -92,7 +102,7 @@ run_all() {
 	echo "# no usable /dev/kvm on this host: running ${#cases[@]} guest case(s) in a nested L1 guest (TCG + SVM)"
 	local fargs=()
 	for f in "${files[@]}"; do fargs+=(-f "$f"); done
-	"$ROOT/tests/nested/l1.sh" "${fargs[@]}" "${cases[@]}"
+	"$ROOT/tests/nested/l1.sh" -n "$name" "${fargs[@]}" "${cases[@]}"
 }
 
 mkdir -p "$NDIR"
