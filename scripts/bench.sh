@@ -10,6 +10,9 @@
 # slower than on real hardware: compare the columns with each other, not with other machines.
 # Prints a Markdown table and writes it to BUILD/bench/boot.md.
 set -u
+# The body is one { } block, parsed whole before it runs: editing this file while a run is
+# under way (a shared tree) cannot change what that run executes.
+{
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$BUILD" && pwd)
@@ -61,3 +64,5 @@ read -r k_med _ _ _ < <(stats kestrel 4)
 	fi
 } >"$OUT/boot.md"
 cat "$OUT/boot.md"
+exit
+}

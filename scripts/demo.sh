@@ -10,6 +10,9 @@
 # In the guest: 'poweroff -f' ends the demo; Kestrel's C-a x quits at once.
 # DEMO_VMM=qemu runs QEMU instead of Kestrel as the L2 VMM in the nested demo (harness check).
 set -u
+# The body is one { } block, parsed whole before it runs: editing this file while a run is
+# under way (a shared tree) cannot change what that run executes.
+{
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$BUILD" && pwd)
@@ -69,3 +72,5 @@ $l2
 echo "L1: the VMM exited with status \$?; powering L1 off"
 EOF
 exec "$ROOT/tests/nested/l1.sh" -n demo $qflag -i "$script"
+exit
+}

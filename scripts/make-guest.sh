@@ -17,6 +17,9 @@
 # outputs are newer than the inputs (the .debs, the guest scripts and this script).
 # Facts about the kernel and its modules: shared/GUEST.md.
 set -euo pipefail
+# The body is one { } block, parsed whole before it runs: editing this file while a run is
+# under way (a shared tree) cannot change what that run executes.
+{
 
 OUT=${1:?usage: make-guest.sh OUTDIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -184,3 +187,5 @@ cp "$work/k/boot/config-$kver" "$OUT/config"
 mv "$work/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz"
 echo "$version" >"$OUT/VERSION"
 log "built $OUT: vmlinuz ($kver), initramfs.cpio.gz ($(du -k "$OUT/initramfs.cpio.gz" | cut -f1) KiB)"
+exit
+}

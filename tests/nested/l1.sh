@@ -24,6 +24,9 @@
 # case left in L1 (VM consoles, stderr, command lines) in $KESTREL_BUILD/nested/NAME/out/CASE/.
 # Exit status: 0 when L1 reached its end marker, 1 otherwise.
 set -u
+# The body is one { } block, parsed whole before it runs: editing this file while a run is
+# under way (a shared tree) cannot change what that run executes.
+{
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${KESTREL_BUILD:-$ROOT/build}
 KESTREL=${KESTREL:-$BUILD/kestrel}
@@ -214,3 +217,5 @@ else
 	grep -av '^KT-' "$log" | tail -n 15 | diag
 fi
 exit 1
+exit
+}

@@ -16,11 +16,20 @@
 # New test programs (virtio disks, network, QMP...) are a tests/<dir>/test_*.sh that calls this
 # with their own case scripts; nothing here needs to change.
 set -u
+# The body is one { } block, parsed whole before it runs: editing this file while a run is
+# under way (a shared tree) cannot change what that run executes.
+{
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export KESTREL_BUILD=${KESTREL_BUILD:-$ROOT/build}
 export KESTREL=${KESTREL:-$KESTREL_BUILD/kestrel}
 export KT_ROOT=$ROOT
 export KT_ART=$KESTREL_BUILD/nested/art
+# The guest does not depend on the build flavour: build-asan runs use build/guest if need be.
+if [ -z "${KT_GUEST_DIR:-}" ]; then
+	KT_GUEST_DIR=$KESTREL_BUILD/guest
+	[ -f "$KT_GUEST_DIR/initramfs.cpio.gz" ] || KT_GUEST_DIR=$ROOT/build/guest
+fi
+export KT_GUEST_DIR
 
 files=() name=""
 while getopts "f:n:" opt; do
@@ -63,7 +72,7 @@ fi
 run_all() {
 	local c rc
 	mkdir -p "$KT_ART"
-	local guest=${KT_GUEST_DIR:-$KESTREL_BUILD/guest}
+	local guest=$KT_GUEST_DIR
 	if [ ! -f "$guest/initramfs.cpio.gz" ] || [ ! -x "$KESTREL" ]; then
 		echo "not ok - guest cases: $KESTREL or $guest/ missing (make; scripts/make-guest.sh $guest)"
 		return
@@ -79,7 +88,7 @@ run_all() {
 		exec 9>"$NDIR/.lock"
 		flock -n 9 || { echo "# another run named '$name' is on: waiting for it"; flock 9; }
 		rm -rf "$NDIR/out"
-		export KT_GUEST=${KT_GUEST_DIR:-$KESTREL_BUILD/guest}
+		export KT_GUEST=$KT_GUEST_DIR
 		export KT_LIB=$ROOT/tests/guest/lib.sh KT_TAP=$ROOT/tests/lib/tap.sh
 		export KT_FILES=$NDIR/files
 		export KT_QEMU_ARGS=${KT_QEMU_ARGS:--accel kvm -M pc -nodefaults -no-user-config -display none -serial stdio}
@@ -107,3 +116,5 @@ run_all() {
 
 mkdir -p "$NDIR"
 run_all | number
+exit
+}
