@@ -54,7 +54,7 @@ void emu_op_gp(struct emu_cpu *cpu, const struct insn *in)
 void emu_op_fetch_fault(struct emu_cpu *cpu, const struct insn *in)
 {
 	uint64_t addr = in->imm;
-	if ((uint64_t)(((int64_t)addr << 16) >> 16) != addr)
+	if ((uint64_t)((int64_t)(addr << 16) >> 16) != addr)
 		emu_raise(cpu, in, EXC_GP, 0, true);
 	memset(&cpu->ev, 0, sizeof(cpu->ev));
 	cpu->ev.vector = EXC_PF;

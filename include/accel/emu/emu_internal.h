@@ -311,7 +311,7 @@ static inline void emu_st(struct emu_cpu *cpu, const struct insn *in, uint64_t a
 static inline uint64_t emu_canon(struct emu_cpu *cpu, const struct insn *in, uint64_t addr,
 				 bool stack)
 {
-	if (unlikely((uint64_t)(((int64_t)addr << 16) >> 16) != addr))
+	if (unlikely((uint64_t)((int64_t)(addr << 16) >> 16) != addr))
 		emu_raise(cpu, in, stack ? EXC_SS : EXC_GP, 0, true);
 	return addr;
 }
