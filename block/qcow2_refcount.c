@@ -251,6 +251,11 @@ static int grow_reftable(struct qcow2 *s, uint64_t need_idx)
 		p++;
 	}
 	uint64_t entries = need_idx + 1;
+	if (entries > QCOW2_MAX_REFTABLE_BYTES / 8) {
+		blk_set_error("%s: refcount table would exceed %u bytes", s->file->path,
+			      QCOW2_MAX_REFTABLE_BYTES);
+		return -ENOSPC;
+	}
 	if (entries < (uint64_t)s->reftable_size * 3 / 2 + 1)
 		entries = (uint64_t)s->reftable_size * 3 / 2 + 1;
 	uint64_t nclusters = 0, nblocks = 0;
@@ -292,9 +297,10 @@ static int grow_reftable(struct qcow2 *s, uint64_t need_idx)
 		if (t < s->reftable_size && s->reftable[t])
 			continue;
 		nt[t] = (p + nclusters + bi) * cs;
-		for (uint64_t c = p; c < end; c++)
-			if (c / s->rb_entries == t)
-				qcow2_rb_set(s, blocks + bi * cs, (uint32_t)(c % s->rb_entries), 1);
+		uint64_t c0 = t * s->rb_entries > p ? t * s->rb_entries : p;
+		uint64_t c1 = (t + 1) * s->rb_entries < end ? (t + 1) * s->rb_entries : end;
+		for (uint64_t c = c0; c < c1; c++)
+			qcow2_rb_set(s, blocks + bi * cs, (uint32_t)(c % s->rb_entries), 1);
 		bi++;
 	}
 	/* Clusters of the new area covered by existing blocks: count them there now (until the
@@ -401,6 +407,15 @@ static int update_range(struct qcow2 *s, uint64_t off, uint64_t len, int64_t add
 {
 	if (len == 0)
 		return 0;
+	/* Refcounts only ever change for clusters in the file or just being appended to it;
+	 * anything further out comes from a corrupt table entry. */
+	uint64_t cs = s->cluster_size;
+	uint64_t limit = ((s->file_end + cs - 1) & ~(cs - 1)) + 4 * (uint64_t)s->rb_entries * cs;
+	if (off > limit || len > QCOW2_MAX_SIZE) {
+		blk_set_error("%s: refcount update for 0x%llx+%llu beyond the end of the image",
+			      s->file->path, (unsigned long long)off, (unsigned long long)len);
+		return -EIO;
+	}
 	uint64_t c = off >> s->cluster_bits;
 	uint64_t cend = ((off + len - 1) >> s->cluster_bits) + 1;
 	while (c < cend) {
