@@ -1,0 +1,37 @@
+#!/bin/sh
+# Guest side of tests/virtio/cases/virtio.sh, MSI-X run: vda = ext4 image, vdb = raw scratch,
+# vdc = read-only qcow2, virtio-rng, virtio-console. One "KT key=value" line per fact.
+echo "KT nproc=$(nproc)"
+echo "KT disks=$(ls /sys/block | grep '^vd' | tr '\n' ' ')"
+mkdir -p /mnt
+if mount -t ext4 /dev/vda /mnt; then
+	echo "hello-from-kestrel" >/mnt/hello.txt
+	mkdir -p /mnt/dir
+	dd if=/dev/urandom of=/mnt/dir/blob bs=4096 count=16 2>/dev/null
+	echo "KT blob_md5=$(md5sum /mnt/dir/blob | cut -d' ' -f1)"
+	sync
+	umount /mnt && echo "KT ext4=ok"
+fi
+dd if=/dev/urandom of=/tmp/pat bs=65536 count=64 2>/dev/null
+if dd if=/tmp/pat of=/dev/vdb bs=65536 count=64 conv=fsync 2>/dev/null; then
+	echo "KT vdb_write=ok"
+fi
+blockdev --flushbufs /dev/vdb 2>/dev/null
+echo 3 >/proc/sys/vm/drop_caches
+a=$(md5sum </tmp/pat | cut -d' ' -f1)
+b=$(dd if=/dev/vdb bs=65536 count=64 2>/dev/null | md5sum | cut -d' ' -f1)
+[ "$a" = "$b" ] && echo "KT vdb_readback=ok"
+echo "KT vdc_ro=$(cat /sys/block/vdc/ro)"
+echo "KT vdc_head=$(dd if=/dev/vdc bs=512 count=1 2>/dev/null | head -c 15)"
+if echo x | dd of=/dev/vdc bs=512 count=1 conv=fsync 2>/dev/null; then
+	echo "KT vdc_write=accepted"
+else
+	echo "KT vdc_write=refused"
+fi
+echo "KT rng_current=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
+echo "KT hwrng_bytes=$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
+echo "KT msi_lines=$(grep virtio /proc/interrupts | grep -c 'PCI-MSI')"
+grep virtio /proc/interrupts | tr -s ' ' | sed 's/^/KT-IRQ /'
+if echo "KT-HVC hello from hvc0" >/dev/hvc0; then echo "KT hvc_write=ok"; fi
+echo "KT virtio-done"
+poweroff -f
