@@ -512,6 +512,26 @@ static int comparator_selfcheck(const struct opts *op, int tapn)
 	return 0;
 }
 
+/* "; 262 end in #DE, 1 in #PF" for the TAP line: which exceptions the class exercised. */
+static void faults_str(const struct class_result *r, char *buf, size_t len)
+{
+	static const char *const names[32] = {
+	    [0] = "#DE",  [6] = "#UD",	[13] = "#GP", [14] = "#PF",
+	    [16] = "#MF", [17] = "#AC", [19] = "#XM"};
+	size_t o = 0;
+	int v, n = 0;
+
+	buf[0] = 0;
+	for (v = 0; v < 32 && o + 24 < len; v++) {
+		if (!r->native_vec[v])
+			continue;
+		o += (size_t)snprintf(buf + o, len - o, "%s %llu %s %s",
+				      n ? "," : "; native:", (unsigned long long)r->native_vec[v],
+				      n ? "" : "end in", names[v] ? names[v] : "vector");
+		n++;
+	}
+}
+
 static bool class_supported(int cls, const char **why)
 {
 	const struct gen_class *gc = &gen_classes[cls];
@@ -576,7 +596,11 @@ static int run_all(const struct opts *op)
 			       (unsigned long long)r.emu_crash, (unsigned long long)r.native_bad,
 			       r.skipped ? ", length-table skips counted in cases" : "", r.first);
 		} else {
-			printf("ok %d - %s: %llu cases\n", tapn, name, (unsigned long long)r.cases);
+			char f[160];
+
+			faults_str(&r, f, sizeof(f));
+			printf("ok %d - %s: %llu cases%s\n", tapn, name,
+			       (unsigned long long)r.cases, f);
 		}
 		if (op->verbose) {
 			int v;
