@@ -512,7 +512,7 @@ static int comparator_selfcheck(const struct opts *op, int tapn)
 	return 0;
 }
 
-/* "; 262 end in #DE, 1 in #PF" for the TAP line: which exceptions the class exercised. */
+/* "; native: 262 end in #DE, 1 #PF" for the TAP line: which exceptions the class exercised. */
 static void faults_str(const struct class_result *r, char *buf, size_t len)
 {
 	static const char *const names[32] = {
@@ -525,9 +525,9 @@ static void faults_str(const struct class_result *r, char *buf, size_t len)
 	for (v = 0; v < 32 && o + 24 < len; v++) {
 		if (!r->native_vec[v])
 			continue;
-		o += (size_t)snprintf(buf + o, len - o, "%s %llu %s %s",
-				      n ? "," : "; native:", (unsigned long long)r->native_vec[v],
-				      n ? "" : "end in", names[v] ? names[v] : "vector");
+		o += (size_t)snprintf(
+		    buf + o, len - o, n ? ", %llu %s" : "; native: %llu end in %s",
+		    (unsigned long long)r->native_vec[v], names[v] ? names[v] : "another vector");
 		n++;
 	}
 }
