@@ -77,4 +77,27 @@ if command -v qemu-img >/dev/null; then
 	tap_check "qemu-img agrees it is corrupt (exit 2, got $rc)" test $rc -eq 2
 fi
 tap_check "nothing was written past the end of the bad images" test "$(stat -c %s d.qcow2)" -lt 400000
+# a refcount that is too low (a used cluster marked free): an error; -r all repairs it
+$K img create -f qcow2 z.qcow2 1M >/dev/null
+head -c 65536 /dev/urandom >z.raw
+$K img convert -O qcow2 z.raw z.qcow2
+python3 - z.qcow2 <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'r+b')
+h = f.read(72)
+rt = struct.unpack('>Q', h[48:56])[0]
+f.seek(rt); rb = struct.unpack('>Q', f.read(8))[0]
+f.seek(0, 2); last = f.tell() // 65536 - 1   # the data cluster is the last one
+f.seek(rb + 2 * last); f.write(struct.pack('>H', 0))
+PY
+$K img check z.qcow2 >/dev/null 2>&1
+rc=$?
+tap_check "refcount too low is an error (exit 2, got $rc)" test $rc -eq 2
+$K img check -r all z.qcow2 >out 2>&1
+rc=$?
+tap_check "check -r all repairs it (exit 0, got $rc)" bash -c "[ $rc -eq 0 ] && grep -q 'The following inconsistencies were found and repaired' out"
+if command -v qemu-img >/dev/null; then
+	tap_check "qemu-img check agrees after the repair" qemu-img check -q z.qcow2
+	tap_check "data intact after the repair" qemu-img compare -q z.raw z.qcow2
+fi
 tap_done
