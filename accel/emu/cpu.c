@@ -224,6 +224,8 @@ enum emu_stop emu_run(struct emu_cpu *cpu, uint64_t max_insns, uint64_t stop_rip
 
 	cpu->stop = -1;
 	cpu->exit_req = 0;
+	asm volatile("stmxcsr %0" : "=m"(cpu->host_mxcsr));
+	cpu->mx_loaded = 0;
 	switch (setjmp(cpu->fault_jmp)) {
 	case 0:
 		break;
@@ -274,6 +276,8 @@ enum emu_stop emu_run(struct emu_cpu *cpu, uint64_t max_insns, uint64_t stop_rip
 		}
 	}
 out:
+	if (cpu->mx_loaded)
+		asm volatile("ldmxcsr %0" : : "m"(cpu->host_mxcsr));
 	if (retired)
 		*retired = done;
 	return why;

@@ -357,6 +357,7 @@ HANDLER(op_fxsave)
 			cpu->fdp = (uint32_t)fx.fdp;
 		}
 		cpu->mxcsr = fx.mxcsr;
+		cpu->mx_loaded = 0;
 		memcpy(cpu->xmm, fx.xmm, sizeof(fx.xmm));
 	} else {
 		memcpy(&fx, p, 512); /* reserved and available bytes are left as they are */

@@ -165,6 +165,8 @@ struct emu_cpu {
 
 	union emu_xmm xmm[16];
 	uint32_t mxcsr;
+	uint32_t mx_loaded;  /* what the host MXCSR holds during emu_run (0: unknown) */
+	uint32_t host_mxcsr; /* the host's own, restored when emu_run returns */
 
 	/* x87: physical registers (80-bit in the low 10 bytes) */
 	uint8_t fpr[8][16];
