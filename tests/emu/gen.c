@@ -423,14 +423,6 @@ void enc_osize(struct enc *e, int bits)
 		e->w = true;
 }
 
-/* 8-bit register operands: decide REX use once per instruction. Registers 4-7 are AH-BH
- * without REX and SPL-DIL with it; returns the GPR actually written for a destination. */
-int reg8_gpr(const struct enc *e, int r, bool rex_mode)
-{
-	(void)e;
-	return (!rex_mode && r >= 4 && r < 8) ? r - 4 : r;
-}
-
 void mark_mem_undef(struct gen *g, const struct opnd *m, int len)
 {
 	struct tcase *c = g->c;

@@ -77,7 +77,6 @@ int emit_raw(struct gen *g, const uint8_t *b, int n, const char *name);
 void enc_init(struct enc *e, const char *name);
 void enc_pfx(struct enc *e, uint8_t p);
 void enc_osize(struct enc *e, int bits);
-int reg8_gpr(const struct enc *e, int r, bool rex_mode);
 void mark_mem_undef(struct gen *g, const struct opnd *m, int len);
 uint32_t f32_value(struct gen *g);
 uint64_t f64_value(struct gen *g);

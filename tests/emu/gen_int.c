@@ -156,14 +156,8 @@ static int bidx(int bits)
 	return bits == 8 ? 0 : bits == 16 ? 1 : bits == 32 ? 2 : 3;
 }
 
-static void alu_init(struct gen *g)
-{
-	(void)g;
-}
-
 static int gen_alu_bits(struct gen *g, int bits)
 {
-	struct tcase *c = g->c;
 	struct op o;
 	struct enc e;
 	int aop = (int)rnd(g, 8), form = (int)rnd(g, 8);
@@ -272,7 +266,6 @@ static int gen_alu_bits(struct gen *g, int bits)
 		}
 		return 0;
 	}
-	(void)c;
 	flags_set(g, FL_ALL6, undef);
 	return 0;
 }
@@ -475,7 +468,6 @@ static int gen_muldiv(struct gen *g)
 	{
 		uint64_t m = width_mask(bits), d;
 		int what = (int)rnd(g, 10);
-		int hi_reg = bits == 8 ? RAX : RDX;
 
 		if (what == 0) {
 			d = 0;
@@ -507,7 +499,6 @@ static int gen_muldiv(struct gen *g)
 			    gpr_of(e.rm.reg, bits, rex8) != RDX)
 				set_opnd_initial(g, &e.rm, bits, rex8, d);
 		}
-		(void)hi_reg;
 	}
 	mark_written(g, RAX);
 	mark_written(g, RDX);
@@ -1315,10 +1306,10 @@ static int gen_stack(struct gen *g)
 /* --- class table ----------------------------------------------------------------------------- */
 
 const struct gen_class gen_classes[] = {
-    {"alu8", NULL, 4, alu_init, gen_alu8, NULL},
-    {"alu16", NULL, 4, alu_init, gen_alu16, NULL},
-    {"alu32", NULL, 4, alu_init, gen_alu32, NULL},
-    {"alu64", NULL, 4, alu_init, gen_alu64, NULL},
+    {"alu8", NULL, 4, NULL, gen_alu8, NULL},
+    {"alu16", NULL, 4, NULL, gen_alu16, NULL},
+    {"alu32", NULL, 4, NULL, gen_alu32, NULL},
+    {"alu64", NULL, 4, NULL, gen_alu64, NULL},
     {"shift/rotate", NULL, 3, NULL, gen_shift, NULL},
     {"mul/div", NULL, 3, NULL, gen_muldiv, NULL},
     {"inc/dec/neg/not", NULL, 4, NULL, gen_unary, NULL},

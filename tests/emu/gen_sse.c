@@ -406,8 +406,6 @@ int gen_sse(struct gen *g)
 		if (align == 16 && chance(g, 3))
 			align = 1; /* may be misaligned: #GP */
 		pick_mem(g, &e.rm, msize, align, false);
-		if (align == 1 && msize == 16 && !(op->flags & F_U))
-			e.rm.ea |= 0; /* already chosen by pick_mem */
 	} else if (op->flags & F_GRM) {
 		e.rm.reg = (op->flags & F_RMW) ? pick_dst(g) : pick_src(g);
 	} else {
