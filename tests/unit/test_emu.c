@@ -398,6 +398,152 @@ static void cpuid_policy(void **state)
 	fx_free(f);
 }
 
+static void put_f32(uint8_t *p, float v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void sse_basic(void **state)
+{
+	struct fix *f = fx_new();
+	uint8_t *d = at(f, DATA);
+	uint32_t w;
+	/* movaps xmm0,[rdi]; addps xmm0,[rdi+16]; pshufd xmm1,xmm0,0x1b; pmovmskb eax,xmm1;
+	 * cvttss2si ecx,xmm0 */
+	static const uint8_t c[] = {0x0f, 0x28, 0x07, 0x0f, 0x58, 0x47, 0x10, 0x66, 0x0f, 0x70,
+				    0xc8, 0x1b, 0x66, 0x0f, 0xd7, 0xc1, 0xf3, 0x0f, 0x2c, 0xc8};
+	put_f32(d, 1);
+	put_f32(d + 4, 2);
+	put_f32(d + 8, 3);
+	put_f32(d + 12, 4);
+	put_f32(d + 16, 0.5f);
+	put_f32(d + 20, 0.5f);
+	put_f32(d + 24, 0.5f);
+	put_f32(d + 28, -10);
+	f->st.gpr[EMU_RDI] = DATA;
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	memcpy(&w, f->st.xmm[1], 4);
+	assert_int_equal(w, 0xc0c00000u); /* -6.0f moved to lane 0 */
+	assert_int_equal(f->st.gpr[EMU_RAX], 0x400c); /* sign bits of bytes 2, 3 and 14 */
+	assert_int_equal(f->st.gpr[EMU_RCX], 1);
+	/* misaligned movaps: #GP(0) */
+	f->st.gpr[EMU_RDI] = DATA + 8;
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 13);
+	assert_int_equal(f->st.rip, CODE);
+	fx_free(f);
+}
+
+static void mxcsr_rounding_and_xm(void **state)
+{
+	struct fix *f = fx_new();
+	uint8_t *d = at(f, DATA);
+	uint32_t v = 0x7f80, r;
+	/* ldmxcsr [rdi+32]; movss xmm2,[rdi+36]; divss xmm2,[rdi+40]; stmxcsr [rdi+44] */
+	static const uint8_t c[] = {0x0f, 0xae, 0x57, 0x20, 0xf3, 0x0f, 0x10, 0x57, 0x24,
+				    0xf3, 0x0f, 0x5e, 0x57, 0x28, 0x0f, 0xae, 0x5f, 0x2c};
+	memcpy(d + 32, &v, 4); /* round toward zero */
+	put_f32(d + 36, 1);
+	put_f32(d + 40, 3);
+	f->st.gpr[EMU_RDI] = DATA;
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	memcpy(&r, f->st.xmm[2], 4);
+	assert_int_equal(r, 0x3eaaaaaau); /* nearest-even would give ...ab */
+	memcpy(&r, d + 44, 4);
+	assert_int_equal(r, 0x7fa0u); /* PE raised */
+	/* unmasked divide-by-zero: #XM, destination unchanged, ZE set */
+	/* ldmxcsr [rdi+32]; divss xmm2,[rdi+40] */
+	static const uint8_t c2[] = {0x0f, 0xae, 0x57, 0x20, 0xf3, 0x0f, 0x5e, 0x57, 0x28};
+	v = 0x1d80;
+	memcpy(d + 32, &v, 4);
+	put_f32(d + 40, 0);
+	put_f32(f->st.xmm[2], 1);
+	assert_int_equal(run(f, c2, sizeof(c2)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 19);
+	assert_int_equal(f->st.rip, CODE + 4);
+	assert_int_equal(f->st.mxcsr, 0x1d84);
+	memcpy(&r, f->st.xmm[2], 4);
+	assert_int_equal(r, 0x3f800000u);
+	fx_free(f);
+}
+
+static void x87_extended(void **state)
+{
+	struct fix *f = fx_new();
+	uint8_t *d = at(f, DATA);
+	/* fld tword [rdi]; fld tword [rdi+16]; faddp st1,st0; fstp tword [rdi+32]; fld1; fldz;
+	 * fdivp st1,st0; fnstsw ax; fstp st0; fwait */
+	static const uint8_t c[] = {0xdb, 0x2f, 0xdb, 0x6f, 0x10, 0xde, 0xc1,
+				    0xdb, 0x7f, 0x20, 0xd9, 0xe8, 0xd9, 0xee,
+				    0xde, 0xf9, 0xdf, 0xe0, 0xdd, 0xd8, 0x9b};
+	/* 1 + 2^-62 and 1.0: the sum 2 + 2^-62 needs the 64-bit significand */
+	static const uint8_t a[10] = {2, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f};
+	static const uint8_t b[10] = {0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f};
+	static const uint8_t sum[10] = {1, 0, 0, 0, 0, 0, 0, 0x80, 0x00, 0x40};
+	memcpy(d, a, 10);
+	memcpy(d + 16, b, 10);
+	f->st.gpr[EMU_RDI] = DATA;
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	assert_memory_equal(d + 32, sum, 10);
+	assert_true(f->st.gpr[EMU_RAX] & 4); /* ZE from 1/0, masked */
+	assert_int_equal((f->st.fsw >> 11) & 7, 0);
+	assert_int_equal(f->st.ftw_abridged, 0);
+	/* unmasked zero-divide: pending, #MF at the next waiting instruction (fwait) */
+	f->st.fcw = 0x37b;
+	f->st.fsw = 0;
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 16);
+	assert_int_equal(f->st.rip, CODE + 18); /* fstp st0 is a waiting instruction */
+	fx_free(f);
+}
+
+static void fxsave_image(void **state)
+{
+	struct fix *f = fx_new();
+	uint8_t *d = at(f, DATA);
+	uint32_t v;
+	uint16_t w;
+	/* fxsave [rdi]; fxrstor [rdi+512] */
+	static const uint8_t c[] = {0x0f, 0xae, 0x07, 0x0f, 0xae, 0x8f, 0x00, 0x02, 0x00, 0x00};
+	f->st.gpr[EMU_RDI] = DATA;
+	memset(f->st.xmm[5], 0xa5, 16);
+	v = 0x40000; /* reserved MXCSR bit in the image to restore */
+	memcpy(d + 512 + 24, &v, 4);
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 13);
+	assert_int_equal(f->st.rip, CODE + 3);
+	memcpy(&w, d, 2);
+	assert_int_equal(w, 0x37f);
+	memcpy(&v, d + 24, 4);
+	assert_int_equal(v, 0x1f80);
+	memcpy(&v, d + 28, 4);
+	assert_int_equal(v, 0x2ffff);
+	assert_int_equal(d[160 + 5 * 16], 0xa5);
+	/* misaligned: #GP */
+	f->st.gpr[EMU_RDI] = DATA + 8;
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 13);
+	assert_int_equal(f->st.rip, CODE);
+	fx_free(f);
+}
+
+static void sse42_strings(void **state)
+{
+	struct fix *f = fx_new();
+	uint8_t *d = at(f, DATA);
+	/* movdqu xmm1,[rdi]; pcmpistri xmm1,[rdi+16],0x0c (equal ordered: substring search) */
+	static const uint8_t c[] = {0xf3, 0x0f, 0x6f, 0x0f, 0x66, 0x0f,
+				    0x3a, 0x63, 0x4f, 0x10, 0x0c};
+	memset(d, 0, 32);
+	memcpy(d, "world", 5);
+	memcpy(d + 16, "hello world", 11);
+	f->st.gpr[EMU_RDI] = DATA;
+	assert_int_equal(run(f, c, sizeof(c)), EMU_STOP_RIP);
+	assert_int_equal(f->st.gpr[EMU_RCX], 6);
+	assert_true(f->st.rflags & FL_CF);
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +553,9 @@ int main(void)
 	    cmocka_unit_test(cmpxchg16b_align), cmocka_unit_test(decoder_rules),
 	    cmocka_unit_test(precise_faults),	cmocka_unit_test(self_modifying),
 	    cmocka_unit_test(stop_conditions),	cmocka_unit_test(cpuid_policy),
+	    cmocka_unit_test(sse_basic),	cmocka_unit_test(mxcsr_rounding_and_xm),
+	    cmocka_unit_test(x87_extended),	cmocka_unit_test(fxsave_image),
+	    cmocka_unit_test(sse42_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
