@@ -67,14 +67,17 @@ static void expect_clean(struct blk *b)
 }
 
 /* Random writes, zeroes, discards and compressed writes, checked against a model. */
-static void random_io(uint32_t cs, int rbits, size_t l2_cache)
+static void random_io_cache(uint32_t cs, int rbits, size_t l2_cache, enum blk_cache cache)
 {
 	const uint64_t size = 8 << 20;
 	const char *p = tmp("rand.qcow2");
 	make_qcow2(p, size, cs, rbits);
-	struct blk_open_opts oo = {.l2_cache_bytes = l2_cache};
+	struct blk_open_opts oo = {.l2_cache_bytes = l2_cache, .cache = cache};
 	struct blk *b;
-	assert_int_equal(blk_open(&b, p, &oo), 0);
+	int ret = blk_open(&b, p, &oo);
+	if (ret == -EINVAL && cache == BLK_CACHE_NONE)
+		skip(); /* no O_DIRECT on this file system */
+	assert_int_equal(ret, 0);
 	uint8_t *model = calloc(1, size), *buf = malloc(1 << 20);
 	assert_non_null(model);
 	for (int i = 0; i < 400; i++) {
@@ -126,6 +129,17 @@ static void random_io(uint32_t cs, int rbits, size_t l2_cache)
 	blk_close(b);
 	free(model);
 	free(buf);
+}
+
+static void random_io(uint32_t cs, int rbits, size_t l2_cache)
+{
+	random_io_cache(cs, rbits, l2_cache, BLK_CACHE_WRITEBACK);
+}
+
+/* cache=none: O_DIRECT, metadata updates go through aligned bounce buffers */
+static void rw_model_direct(void **state)
+{
+	random_io_cache(65536, 16, 0, BLK_CACHE_NONE);
 }
 
 static void rw_model_64k(void **state)
@@ -589,6 +603,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(rw_model_64k),
+	    cmocka_unit_test(rw_model_direct),
 	    cmocka_unit_test(rw_model_4k_small_cache),
 	    cmocka_unit_test(rw_model_512_refcount1),
 	    cmocka_unit_test(rw_model_refcount64),
