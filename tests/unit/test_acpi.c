@@ -293,6 +293,27 @@ static void errors(void **state)
 	bad.pci_mmio32 = (struct acpi_window){0xf0000000, 0x20000000};
 	assert_int_equal(acpi_build(&bad, buf, sizeof(buf), GPA, &rsdp), -EINVAL);
 
+	/* acpi_list_tables on corrupted tables stays inside the buffer (run under ASAN: the copy
+	 * is allocated at its exact size). */
+	used = acpi_build(&c, buf, sizeof(buf), GPA, &rsdp);
+	uint8_t *copy = malloc((size_t)used);
+	assert_non_null(copy);
+	srand(1);
+	for (int iter = 0; iter < 3000; iter++) {
+		memcpy(copy, buf, (size_t)used);
+		for (int k = 0; k < 1 + iter % 4; k++) {
+			/* aim at the pointers and lengths most of the time */
+			static const size_t hot[] = {16, 17, 24, 25, 28};
+			size_t at = (iter & 1) ? hot[rand() % 5] : (size_t)rand() % (size_t)used;
+			copy[at] = (uint8_t)rand();
+		}
+		struct acpi_table_ref t[16];
+		int n = acpi_list_tables(copy, (size_t)used, GPA, t, 16);
+		for (int k = 0; k < n; k++)
+			assert_true(t[k].offset + t[k].len <= (size_t)used);
+	}
+	free(copy);
+
 	/* acpi_list_tables on garbage does not read out of bounds. */
 	uint8_t junk[64] = "RSD PTR ";
 	junk[16] = 0xff;
