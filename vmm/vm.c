@@ -493,8 +493,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct error *err)
 	}
 
 	if (qtest) {
-		struct qtest_env env = {&vm->pio,   &vm->mmio,	 &vm->mem,
-					&vm->clock, &vm->timers, &vm->loop};
+		struct qtest_env env = {&vm->pio,    &vm->mmio, &vm->mem,     &vm->clock,
+					&vm->timers, &vm->loop, console_quit, vm};
 		ret = qtest_create(&vm->qtest, cfg->qtest ? cfg->qtest : "none", &env, err);
 		if (ret)
 			goto err_vcpus;

@@ -521,7 +521,11 @@ static void on_client(void *opaque, uint32_t events)
 		return;
 	if (n <= 0) {
 		log_info("qtest client disconnected");
+		bool stdio = q->listen_fd < 0;
 		drop_client(q);
+		/* stdin is not coming back: a piped test script ends the VM by closing it. */
+		if (stdio && q->env.closed)
+			q->env.closed(q->env.closed_opaque);
 		return;
 	}
 	for (ssize_t i = 0; i < n; i++) {

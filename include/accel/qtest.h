@@ -40,6 +40,9 @@ struct qtest_env {
 	struct vclock *clock;
 	struct timer_list *timers;
 	struct event_loop *loop;
+	/* Optional: the stdio client reached end of input (the VM should end). */
+	void (*closed)(void *opaque);
+	void *closed_opaque;
 };
 
 /* Parse spec ("unix:PATH", "stdio", or "none" for a VM driven over QMP alone) and open

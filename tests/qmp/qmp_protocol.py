@@ -3,6 +3,7 @@ query, stop/cont, events, errors and bad input, against `kestrel run --accel qte
 KVM needed). Prints TAP."""
 import json
 import os
+import random
 import socket
 import sys
 import time
@@ -243,6 +244,34 @@ def errors(vm):
     time.sleep(0.2)
     t.ok(vm.alive(), "VM survives clients that vanish mid-reply and send garbage")
     t.eq(q.cmd("query-status")["return"]["status"], "running", "first client still served")
+
+    # Random bytes and mutated requests from a few clients (a cheap fuzz): the VM must keep
+    # answering the well-behaved client.
+    rnd = random.Random(1234)
+    seeds = [b'{"execute": "query-status", "id": 1}', b'{"execute": "send-key", "arguments": '
+             b'{"keys": [{"type": "qcode", "data": "a"}], "hold-time": 1}}',
+             b'{"execute": "human-monitor-command", "arguments": {"command-line": "info qtree"}}']
+    for round_ in range(20):
+        c = vm.qmp(negotiate=round_ % 2 == 0)
+        for _ in range(30):
+            m = bytearray(rnd.choice(seeds))
+            for _ in range(rnd.randint(0, 4)):
+                op = rnd.randint(0, 2)
+                pos = rnd.randrange(len(m))
+                if op == 0:
+                    m[pos] = rnd.randrange(256)
+                elif op == 1:
+                    del m[pos]
+                else:
+                    m[pos:pos] = bytes([rnd.choice(b'{}[]",:\\0 \n')])
+            try:
+                c.send_raw(bytes(m) + (b"\n" if rnd.random() < 0.8 else b""))
+            except OSError:
+                break
+        c.sock.close()
+    time.sleep(0.3)
+    t.ok(vm.alive(), "VM survives 600 mutated requests")
+    t.eq(q.cmd("query-status")["return"]["status"], "running", "and still answers")
 
     # Several clients at once, up to the limit; one more is refused, not crashing anything.
     clients = [vm.qmp() for _ in range(6)]  # with q: 7

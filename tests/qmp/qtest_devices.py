@@ -4,6 +4,7 @@ Prints TAP."""
 import calendar
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -171,6 +172,21 @@ def keyboard(qt, q):
          "i8042: number keys 0x1e (a) and 0xd3 (delete)")
 
 
+def stdio():
+    """--qtest stdio: the protocol on stdin/stdout; end of input ends the VM (exit 0)."""
+    script = "outb 0x70 0x0a\ninb 0x71\nclock_step 5000\nwritel 0x100 0x1234\nreadl 0x100\n"
+    try:
+        r = subprocess.run([os.environ["KESTREL"], "run", "--accel", "qtest", "--qtest", "stdio"],
+                           input=script.encode(), capture_output=True, timeout=20)
+        out = r.stdout.decode().splitlines()
+        rc = r.returncode
+    except subprocess.TimeoutExpired:
+        out, rc = ["timed out"], None
+    t.eq(out, ["OK", "OK 0x0026", "OK 5000", "OK", "OK 0x0000000000001234"],
+         "qtest stdio: answers on stdout")
+    t.eq(rc, 0, "qtest stdio: end of input ends the VM, exit 0")
+
+
 def main():
     if not os.path.exists(os.environ.get("KESTREL", "")):
         print("1..0 # SKIP kestrel not built")
@@ -196,6 +212,7 @@ def main():
         qt.close()
         q.cmd("quit")
         t.eq(vm.wait(10), 0, "VM exits 0 on quit")
+        stdio()
     finally:
         vm.kill()
         shutil.rmtree(tmp, ignore_errors=True)
