@@ -1,8 +1,10 @@
 #!/bin/sh
 # Guest side of tests/virtio/cases/virtio.sh, MSI-X run: vda = ext4 image, vdb = raw scratch,
 # vdc = read-only qcow2, virtio-rng, virtio-console. One "KT key=value" line per fact.
+t() { echo "KT t_$1=$(cut -d' ' -f1 /proc/uptime)"; }
 echo "KT nproc=$(nproc)"
 echo "KT disks=$(ls /sys/block | grep '^vd' | tr '\n' ' ')"
+t start
 mkdir -p /mnt
 if mount -t ext4 /dev/vda /mnt; then
 	echo "hello-from-kestrel" >/mnt/hello.txt
@@ -12,6 +14,7 @@ if mount -t ext4 /dev/vda /mnt; then
 	sync
 	umount /mnt && echo "KT ext4=ok"
 fi
+t raw
 dd if=/dev/urandom of=/tmp/pat bs=65536 count=64 2>/dev/null
 if dd if=/tmp/pat of=/dev/vdb bs=65536 count=64 conv=fsync 2>/dev/null; then
 	echo "KT vdb_write=ok"
@@ -21,6 +24,7 @@ echo 3 >/proc/sys/vm/drop_caches
 a=$(md5sum </tmp/pat | cut -d' ' -f1)
 b=$(dd if=/dev/vdb bs=65536 count=64 2>/dev/null | md5sum | cut -d' ' -f1)
 [ "$a" = "$b" ] && echo "KT vdb_readback=ok"
+t ro
 echo "KT vdc_ro=$(cat /sys/block/vdc/ro)"
 echo "KT vdc_head=$(dd if=/dev/vdc bs=512 count=1 2>/dev/null | head -c 15)"
 if echo x | dd of=/dev/vdc bs=512 count=1 conv=fsync 2>/dev/null; then
@@ -28,10 +32,16 @@ if echo x | dd of=/dev/vdc bs=512 count=1 conv=fsync 2>/dev/null; then
 else
 	echo "KT vdc_write=refused"
 fi
+t rng
 echo "KT rng_current=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
 echo "KT hwrng_bytes=$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
-echo "KT msi_lines=$(grep virtio /proc/interrupts | grep -c 'PCI-MSI')"
-grep virtio /proc/interrupts | tr -s ' ' | sed 's/^/KT-IRQ /'
+t irqs
+grep virtio /proc/interrupts >/tmp/irqs
+echo "KT msi_lines=$(grep -c 'PCI-MSI' /tmp/irqs)"
+t hvc
 if echo "KT-HVC hello from hvc0" >/dev/hvc0; then echo "KT hvc_write=ok"; fi
+t end
 echo "KT virtio-done"
+tr -s ' ' </tmp/irqs | sed 's/^/KT-IRQ /' >/tmp/irqs.kt
+cat /tmp/irqs.kt
 poweroff -f
