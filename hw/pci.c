@@ -241,6 +241,8 @@ static uint32_t dev_cfg_read(struct pci_dev *d, unsigned off, unsigned size)
 		v |= (uint32_t)byte << (8 * i);
 	}
 	pthread_mutex_unlock(&d->irq_lock);
+	if (d->ops && d->ops->config_read)
+		d->ops->config_read(d, off, size, &v);
 	return v;
 }
 

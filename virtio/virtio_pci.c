@@ -4,6 +4,7 @@
  */
 #define LOG_SUBSYS "virtio-pci"
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "util/log.h"
@@ -350,6 +351,54 @@ static void bar_write(void *opaque, uint64_t offset, uint64_t value, unsigned si
 
 static const struct io_ops bar_ops = {.read = bar_read, .write = bar_write};
 
+/* VIRTIO_PCI_CAP_PCI_CFG (4.1.4.9): the driver puts bar, offset and length in the capability,
+ * then reads or writes pci_cfg_data (cap + 16) to access that BAR 4 location. */
+static bool pci_cfg_window(struct virtio_pci *vp, unsigned off, unsigned size, uint32_t *boff,
+			   unsigned *blen)
+{
+	unsigned c = vp->pci_cfg_cap;
+	if (!c || off != c + 16u || size != 4)
+		return false;
+	const uint8_t *cfg = vp->pci.cfg;
+	uint32_t o = (uint32_t)cfg[c + 8] | (uint32_t)cfg[c + 9] << 8 |
+		     (uint32_t)cfg[c + 10] << 16 | (uint32_t)cfg[c + 11] << 24;
+	unsigned len = cfg[c + 12];
+	if (cfg[c + 4] != VIRTIO_PCI_CFG_BAR || (len != 1 && len != 2 && len != 4) ||
+	    o > VIRTIO_PCI_BAR_SIZE - len) {
+		log_guest_error("%s: PCI cfg window bar %u offset %#x length %u", vp->vdev.name,
+				cfg[c + 4], o, len);
+		return false;
+	}
+	*boff = o;
+	*blen = len;
+	return true;
+}
+
+static void pci_cfg_read_hook(struct pci_dev *d, unsigned off, unsigned size, uint32_t *val)
+{
+	struct virtio_pci *vp = (struct virtio_pci *)((char *)d - offsetof(struct virtio_pci, pci));
+	uint32_t boff;
+	unsigned blen;
+	if (pci_cfg_window(vp, off, size, &boff, &blen))
+		*val = (uint32_t)bar_read(vp, boff, blen);
+}
+
+static void pci_cfg_write_hook(struct pci_dev *d, unsigned off, unsigned size)
+{
+	struct virtio_pci *vp = (struct virtio_pci *)((char *)d - offsetof(struct virtio_pci, pci));
+	uint32_t boff;
+	unsigned blen;
+	if (!pci_cfg_window(vp, off, size, &boff, &blen))
+		return;
+	const uint8_t *p = &d->cfg[off];
+	uint32_t v =
+	    (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	bar_write(vp, boff, v, blen);
+}
+
+static const struct pci_dev_ops virtio_pci_dev_ops = {.config_read = pci_cfg_read_hook,
+						      .config_write = pci_cfg_write_hook};
+
 /* --- PCI function ------------------------------------------------------------------------ */
 
 static int add_vendor_cap(struct pci_dev *d, uint8_t type, uint32_t off, uint32_t len,
@@ -392,6 +441,16 @@ int virtio_pci_init(struct virtio_pci *vp, uint32_t class_code)
 	if (c < 0)
 		return c;
 	pci_cfg_set32(d->cfg, c + 16, VIRTIO_PCI_NOTIFY_MULT);
+	c = add_vendor_cap(d, VIRTIO_PCI_CAP_PCI_CFG, 0, 0, CAP_LEN + 4);
+	if (c < 0)
+		return c;
+	d->cfg[c + 4] = 0;
+	d->wmask[c + 4] = 0xff;			     /* bar */
+	pci_cfg_set32(d->wmask, c + 8, 0xffffffff);  /* offset */
+	pci_cfg_set32(d->wmask, c + 12, 0xffffffff); /* length */
+	pci_cfg_set32(d->wmask, c + 16, 0xffffffff); /* pci_cfg_data */
+	vp->pci_cfg_cap = (uint8_t)c;
+	d->ops = &virtio_pci_dev_ops;
 	return 0;
 }
 

@@ -76,6 +76,8 @@ struct pci_dev;
 struct pci_dev_ops {
 	/* Optional: called after a config write was applied (the bytes are in cfg[]). */
 	void (*config_write)(struct pci_dev *d, unsigned off, unsigned size);
+	/* Optional: may replace *val, the bytes [off, off+size) about to be returned. */
+	void (*config_read)(struct pci_dev *d, unsigned off, unsigned size, uint32_t *val);
 };
 
 struct pci_host;

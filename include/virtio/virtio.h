@@ -120,6 +120,7 @@ struct virtio_dev {
 struct virtio_pci {
 	struct pci_dev pci;
 	struct virtio_dev vdev;
+	uint8_t pci_cfg_cap; /* VIRTIO_PCI_CAP_PCI_CFG: a window into BAR 4 through config space */
 	pthread_mutex_t isr_lock;
 	uint8_t isr; /* bit 0 queue interrupt, bit 1 config change (INTx mode) */
 };
