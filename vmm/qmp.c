@@ -123,7 +123,8 @@ void qmp_emit_event(struct qmp_server *s, const char *name, struct json_object *
 	}
 	struct json_object *ev = json_object_new_object();
 	json_object_object_add(ev, "event", json_object_new_string(name));
-	json_object_object_add(ev, "data", data ? data : json_object_new_object());
+	if (data) /* QEMU leaves "data" out of events that carry none (STOP, RESUME, ...) */
+		json_object_object_add(ev, "data", data);
 	json_object_object_add(ev, "timestamp", timestamp());
 	for (unsigned i = 0; i < QMP_MAX_CLIENTS; i++)
 		if (s->clients[i] && s->clients[i]->negotiated)
