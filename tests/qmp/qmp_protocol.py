@@ -299,6 +299,81 @@ def tcp(vm):
     t.eq(vm.wait(10), 0, "tcp: quit exits 0")
 
 
+# Requests whose answers Kestrel and QEMU must agree on: (request, what to compare).
+SAME_AS_QEMU = [
+    (b'{"execute": "query-status"}', "class"),  # before negotiation
+    (b'{"execute": "qmp_capabilities"}', "return"),
+    (b'{"execute": "qmp_capabilities"}', "class"),
+    (b'{"execute": "query-status", "id": \n oops}', "class"),
+    (b'[1, 2]', "class"),
+    (b'{"arguments": {}}', "class"),
+    (b'{"execute": 42}', "class"),
+    (b'{"execute": "stop", "arguments": [1]}', "class"),
+    (b'{"execute": "query-status", "bogus": 1}', "class"),
+    (b'{"execute": "query-status", "arguments": {"x": 1}}', "class"),
+    (b'{"execute": "send-key", "arguments": {"keys": "a"}}', "class"),
+    (b'{"execute": "send-key"}', "class"),
+    (b'{"execute": "no-such-command", "id": 7}', "class"),
+    (b'{"execute": "query-name", "id": {"a": [1]}}', "id"),
+    (b'{"execute": "query-status", "id": 3}', "keys"),
+    (b'{"execute": "query-version"}', "keys"),
+    (b'{"execute": "query-kvm"}', "keys"),
+    (b'{"execute": "query-uuid"}', "keys"),
+    (b'{"execute": "query-block"}', "return"),
+    (b'{"execute": "query-memory-size-summary"}', "keys"),
+    (b'{"execute": "stop"}', "return"),
+    (b'{"execute": "query-status"}', "return"),
+    (b'{"execute": "cont"}', "return"),
+]
+
+
+def answers(q):
+    out = []
+    for req, what in SAME_AS_QEMU:
+        q.send_raw(req + b"\n")
+        r = q.reply()
+        if what == "class":
+            out.append(r.get("error", {}).get("class"))
+        elif what == "return":
+            out.append(r.get("return"))
+        elif what == "id":
+            out.append(r.get("id"))
+        else:
+            v = r.get("return", r)
+            out.append(sorted(v.keys()) if isinstance(v, dict) else type(v).__name__)
+    return out
+
+
+def qemu_reference(vm):
+    """The same requests to QEMU (-machine none) and to Kestrel: same answers."""
+    import shutil
+    import subprocess
+    import tempfile
+    qemu = shutil.which("qemu-system-x86_64")
+    if not qemu:
+        t.ok(True, "QMP answers match QEMU's # SKIP qemu-system-x86_64 is not installed")
+        return
+    d = tempfile.mkdtemp(prefix="kestrel-qmpref-")
+    path = os.path.join(d, "qemu.sock")
+    p = subprocess.Popen([qemu, "-machine", "none", "-accel", "tcg", "-display", "none",
+                          "-nodefaults", "-m", "256", "-qmp", f"unix:{path},server=on,wait=off"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if os.path.exists(path) or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        ref = answers(Qmp(path, negotiate=False))
+        ours = answers(vm.qmp(negotiate=False))
+        for (req, what), a, b in zip(SAME_AS_QEMU, ours, ref):
+            t.ok(a == b, f"same as QEMU: {req.decode()[:60].replace(chr(10), chr(32))} ({what})", f"kestrel {a!r}\nqemu    {b!r}")
+    finally:
+        p.kill()
+        p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     if not os.path.exists(os.environ.get("KESTREL", "")):
         print("1..0 # SKIP kestrel not built")
@@ -309,6 +384,7 @@ def main():
         queries(vm)
         hmp(vm)
         errors(vm)
+        qemu_reference(vm)
         run_control(vm)
     finally:
         vm.kill()
