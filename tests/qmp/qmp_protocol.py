@@ -134,6 +134,15 @@ def run_control(vm):
     t.eq(q.cmd("query-status")["return"]["status"], "running", "query-status running again")
     t2 = qt.val("clock_step 1000")
     t.eq(t2, t0 + 1000, "resumed: guest time continues where it stopped (no jump)")
+    # stop/cont in a tight loop: every pair gives one STOP and one RESUME, the VM survives.
+    for i in range(100):
+        q.cmd("stop")
+        q.cmd("cont")
+    stops = sum(1 for e in q.events if e["event"] == "STOP")
+    resumes = sum(1 for e in q.events if e["event"] == "RESUME")
+    q.events.clear()
+    t.ok(stops == 100 and resumes == 100 and vm.alive(), "100 stop/cont pairs: 100 STOP, 100 RESUME",
+         (stops, resumes))
     t.eq(q.cmd("system_reset"), {"return": {}}, "system_reset")
     e = q.event("RESET", 5)
     t.ok(e is not None and e["data"] == {"guest": False, "reason": "host-qmp-system-reset"},
@@ -295,6 +304,11 @@ def errors(vm):
 def tcp(vm):
     q = vm.qmp()
     t.eq(q.cmd("query-status")["return"]["status"], "running", "tcp: QMP over TCP on loopback")
+    # tcp::PORT listens on 127.0.0.1 only (state 0A = LISTEN in /proc/net/tcp).
+    port = f"{vm.tcp_port:04X}"
+    listen = [ln.split()[1] for ln in open("/proc/net/tcp").read().splitlines()[1:]
+              if ln.split()[1].endswith(":" + port) and ln.split()[3] == "0A"]
+    t.eq(listen, ["0100007F:" + port], "tcp: an empty host means 127.0.0.1 only")
     q.cmd("quit")
     t.eq(vm.wait(10), 0, "tcp: quit exits 0")
 

@@ -170,7 +170,7 @@ class Vm:
             s.bind(("127.0.0.1", 0))
             self.tcp_port = s.getsockname()[1]
             s.close()
-            spec = f"tcp:127.0.0.1:{self.tcp_port},server=on,wait=off"
+            spec = f"tcp::{self.tcp_port},server=on,wait=off"  # empty host: loopback
         else:
             spec = f"unix:{self.qmp_path},server=on,wait=off"
         args = [KESTREL, "run", "--accel", "qtest", "--console", "none", "--qmp", spec]
