@@ -8,7 +8,7 @@
 . "$KT_LIB"
 [ "$1" = run ] || exit 0
 log=$KT_OUT/qmp.log
-sock=/tmp/kt-qmp.sock
+sock=/tmp/kt-qmp-$$.sock
 events=$KT_OUT/qmp-events.log
 rm -f "$sock"
 echo "$KESTREL run ... --qmp unix:$sock" >"$log.cmd"
