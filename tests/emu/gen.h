@@ -92,5 +92,6 @@ int gen_x87(struct gen *g);
 void x87_init(struct gen *g);
 int gen_fxsave(struct gen *g);
 void fuzz_whole(struct gen *g);
+void smc_whole(struct gen *g);
 
 #endif

@@ -1303,6 +1303,116 @@ static int gen_stack(struct gen *g)
 	}
 }
 
+/* --- mixed: integer, SSE and x87 instructions in one sequence ----------------------------------- */
+
+static void mixed_init(struct gen *g)
+{
+	mxcsr_random(g, false);
+	x87_random(g, true);
+}
+
+static int gen_mixed(struct gen *g)
+{
+	int save = g->aux, r;
+
+	switch (rnd(g, 9)) {
+	case 0:
+		return gen_alu_bits(g, pick_bits(g, 0xf));
+	case 1:
+		return gen_shift(g);
+	case 2:
+		return gen_unary(g);
+	case 3:
+		return gen_setcc(g);
+	case 4:
+		return gen_branch(g);
+	case 5:
+		return gen_bitops(g);
+	case 6: /* any SSE group (gen_sse skips what the host lacks) */
+		g->aux = (int)rnd(g, 7);
+		r = gen_sse(g);
+		g->aux = save;
+		return r;
+	case 7: /* x87 arithmetic or load/store */
+		g->aux = (int)rnd(g, 2);
+		r = gen_x87(g);
+		g->aux = save;
+		return r;
+	default:
+		return gen_muldiv(g);
+	}
+}
+
+/* --- self-modifying code ---------------------------------------------------------------------
+ * A loop whose body rewrites one of its own instructions (an immediate or an opcode byte)
+ * with a RIP-relative store, or rewrites the instruction right after the store. x86 makes
+ * such stores visible to the following instruction fetches (SDM vol. 3, 11.6
+ * "Self-Modifying Code"), so the results show whether the emulator's decoded-instruction
+ * cache noticed the write. */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static const uint8_t eax_alu_ops[] = {0x05, 0x2d, 0x35, 0x25, 0x0d}; /* add sub xor and or */
+
+void smc_whole(struct gen *g)
+{
+	struct tcase *c = g->c;
+	uint8_t b[16];
+	uint32_t top, at;
+	int iters = 2 + (int)rnd(g, 2), kind = (int)rnd(g, 4);
+	static const int vregs[] = {RBX, RDX, RSI, RDI};
+	int vreg = vregs[rnd(g, 4)];
+	uint8_t op1 = eax_alu_ops[rnd(g, 5)], op2 = eax_alu_ops[rnd(g, 5)];
+
+	b[0] = 0xb9; /* mov ecx, iters */
+	put32(b + 1, (uint32_t)iters);
+	emit_raw(g, b, 5, "mov ecx, imm32");
+	top = g->len;
+	if (kind == 3) { /* the store rewrites the opcode of the very next instruction */
+		b[0] = 0xc6;
+		b[1] = 0x05;
+		put32(b + 2, 0);
+		b[6] = op2;
+		emit_raw(g, b, 7, "mov byte [rip+0], imm8 (next opcode)");
+		b[0] = op1;
+		put32(b + 1, (uint32_t)rng_next(g->rng));
+		emit_raw(g, b, 5, "alu eax, imm32 (rewritten)");
+	} else {
+		b[0] = op1;
+		put32(b + 1, (uint32_t)rng_next(g->rng));
+		emit_raw(g, b, 5, "alu eax, imm32 (rewritten)");
+		at = g->len;
+		if (kind == 0) { /* mov [rip+d], r32 over the imm32 */
+			b[0] = 0x89;
+			b[1] = (uint8_t)((vreg & 7) << 3 | 5);
+			put32(b + 2, (uint32_t)((int32_t)(top + 1) - (int32_t)(at + 6)));
+			emit_raw(g, b, 6, "mov [rip+d], r32 (code)");
+		} else if (kind == 1) { /* mov byte [rip+d], imm8 over the opcode */
+			b[0] = 0xc6;
+			b[1] = 0x05;
+			put32(b + 2, (uint32_t)((int32_t)top - (int32_t)(at + 7)));
+			b[6] = op2;
+			emit_raw(g, b, 7, "mov byte [rip+d], imm8 (code)");
+		} else { /* xor byte [rip+d], imm8 on an immediate byte */
+			b[0] = 0x80;
+			b[1] = 0x35;
+			put32(b + 2, (uint32_t)((int32_t)(top + 1 + (uint32_t)rnd(g, 4)) -
+						(int32_t)(at + 7)));
+			b[6] = (uint8_t)(1 + rnd(g, 255));
+			emit_raw(g, b, 7, "xor byte [rip+d], imm8 (code)");
+		}
+	}
+	b[0] = 0xe2; /* loop top */
+	b[1] = (uint8_t)(int8_t)((int32_t)top - (int32_t)(g->len + 2));
+	emit_raw(g, b, 2, "loop (back)");
+	c->fl_undef = FL_AF; /* AND/OR/XOR leave AF undefined */
+	c->code_len = g->len;
+	c->code[g->len] = 0xcc;
+}
+
 /* --- class table ----------------------------------------------------------------------------- */
 
 const struct gen_class gen_classes[] = {
@@ -1331,6 +1441,8 @@ const struct gen_class gen_classes[] = {
     {"x87 arith", NULL, 3, x87_init, gen_x87, NULL},
     {"x87 load/store", NULL, 3, x87_init, gen_x87, NULL},
     {"fxsave/fxrstor/mxcsr", NULL, 3, x87_init, gen_fxsave, NULL},
+    {"mixed int/sse/x87", NULL, 6, mixed_init, gen_mixed, NULL},
+    {"self-modifying code", NULL, 1, NULL, NULL, smc_whole},
     {"decoder fuzz", NULL, 1, NULL, NULL, fuzz_whole},
 };
 
