@@ -142,6 +142,8 @@ static void bar_update(struct pci_dev *d, unsigned i)
 	struct io_bus *bus = io ? h->pio : h->mmio;
 	if (!on) {
 		if (b->handle > 0) {
+			if (d->ops && d->ops->bar_moved)
+				d->ops->bar_moved(d, i, false, b->mapped);
 			io_bus_remove(bus, b->handle);
 			b->handle = 0;
 			log_debug("%s: BAR%u unmapped", d->name, i);
@@ -151,8 +153,12 @@ static void bar_update(struct pci_dev *d, unsigned i)
 	if (b->handle > 0) {
 		if (b->mapped == addr)
 			return;
+		if (d->ops && d->ops->bar_moved)
+			d->ops->bar_moved(d, i, false, b->mapped);
 		if (io_bus_move(bus, b->handle, addr) == 0) {
 			b->mapped = addr;
+			if (d->ops && d->ops->bar_moved)
+				d->ops->bar_moved(d, i, true, addr);
 			log_debug("%s: BAR%u moved to %#llx", d->name, i, (unsigned long long)addr);
 			return;
 		}
@@ -168,6 +174,8 @@ static void bar_update(struct pci_dev *d, unsigned i)
 	b->handle = ret;
 	b->mapped = addr;
 	log_debug("%s: BAR%u mapped at %#llx", d->name, i, (unsigned long long)addr);
+	if (d->ops && d->ops->bar_moved)
+		d->ops->bar_moved(d, i, true, addr);
 }
 
 static void bars_update(struct pci_dev *d)

@@ -309,15 +309,16 @@ int virtio_blk_init(struct virtio_blk *vb, const struct virtio_blk_opts *o, unsi
 		f |= 1ULL << VIRTIO_BLK_F_DISCARD;
 	virtio_dev_init(&vb->vp.vdev, vb->name, VIRTIO_ID_BLOCK, f, nq, VIRTIO_BLK_QUEUE_SIZE, gm,
 			vb->config, sizeof(vb->config), &blk_ops, vb);
-	ret = virtio_pci_init(&vb->vp, 0x018000); /* mass storage, other */
-	if (ret) {
-		error_set(err, ret, "%s: cannot build the PCI function", vb->name);
-		goto err_blk;
-	}
 	vb->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vb->kick_fd < 0) {
 		ret = error_set(err, -errno, "%s: eventfd: %s", vb->name, strerror(errno));
 		goto err_blk;
+	}
+	vb->vp.vdev.notify_fd = vb->kick_fd;	  /* the iothread drains every queue on a kick */
+	ret = virtio_pci_init(&vb->vp, 0x018000); /* mass storage, other */
+	if (ret) {
+		error_set(err, ret, "%s: cannot build the PCI function", vb->name);
+		goto err_fd;
 	}
 	ret = -pthread_create(&vb->thread, NULL, iothread, vb);
 	if (ret) {

@@ -31,6 +31,7 @@ void virtio_dev_init(struct virtio_dev *vd, const char *name, uint16_t device_id
 	vd->ops = ops;
 	vd->opaque = opaque;
 	vd->config_msix_vector = VIRTIO_MSI_NO_VECTOR;
+	vd->notify_fd = -1;
 	for (unsigned q = 0; q < vd->num_queues; q++)
 		vq_init(&vd->vqs[q], gm, q, queue_size);
 }
@@ -396,8 +397,39 @@ static void pci_cfg_write_hook(struct pci_dev *d, unsigned off, unsigned size)
 	bar_write(vp, boff, v, blen);
 }
 
+/* Doorbells follow BAR 4: 2-byte writes (what drivers use) to a queue's notify address go
+ * to the device's eventfd without an exit; other widths still exit and reach bar_write. */
+static void bar_moved_hook(struct pci_dev *d, unsigned bar, bool mapped, uint64_t addr)
+{
+	struct virtio_pci *vp = (struct virtio_pci *)((char *)d - offsetof(struct virtio_pci, pci));
+	struct virtio_dev *vd = &vp->vdev;
+	struct pci_host *h = d->host;
+	if (bar != VIRTIO_PCI_CFG_BAR || vd->notify_fd < 0 || !h || !h->ioeventfd)
+		return;
+	if (mapped) {
+		unsigned n = 0;
+		for (unsigned q = 0; q < vd->num_queues; q++) {
+			uint64_t a = addr + VIRTIO_PCI_NOTIFY_OFF + q * VIRTIO_PCI_NOTIFY_MULT;
+			if (h->ioeventfd(h->ioeventfd_opaque, a, 2, vd->notify_fd, true))
+				break;
+			n++;
+		}
+		vp->ioeventfds = n;
+		if (n)
+			log_debug("%s: %u doorbells on ioeventfd at %#llx", vd->name, n,
+				  (unsigned long long)(addr + VIRTIO_PCI_NOTIFY_OFF));
+	} else {
+		for (unsigned q = 0; q < vp->ioeventfds; q++)
+			h->ioeventfd(h->ioeventfd_opaque,
+				     addr + VIRTIO_PCI_NOTIFY_OFF + q * VIRTIO_PCI_NOTIFY_MULT, 2,
+				     vd->notify_fd, false);
+		vp->ioeventfds = 0;
+	}
+}
+
 static const struct pci_dev_ops virtio_pci_dev_ops = {.config_read = pci_cfg_read_hook,
-						      .config_write = pci_cfg_write_hook};
+						      .config_write = pci_cfg_write_hook,
+						      .bar_moved = bar_moved_hook};
 
 /* --- PCI function ------------------------------------------------------------------------ */
 

@@ -78,6 +78,8 @@ struct pci_dev_ops {
 	void (*config_write)(struct pci_dev *d, unsigned off, unsigned size);
 	/* Optional: may replace *val, the bytes [off, off+size) about to be returned. */
 	void (*config_read)(struct pci_dev *d, unsigned off, unsigned size, uint32_t *val);
+	/* Optional: BAR `bar` stops decoding at addr (mapped false) or starts at addr (true). */
+	void (*bar_moved)(struct pci_dev *d, unsigned bar, bool mapped, uint64_t addr);
 };
 
 struct pci_host;
@@ -120,6 +122,10 @@ struct pci_host {
 	uint16_t next_io;	 /* where the next I/O BAR goes */
 	struct pci_dev *devs[PCI_MAX_DEVS];
 	struct pci_dev bridge; /* 00:00.0 */
+	/* Optional doorbell fast path (KVM ioeventfd): a guest write of len bytes to addr
+	 * signals fd without an exit. Returns 0 or -errno; NULL: not available. */
+	int (*ioeventfd)(void *opaque, uint64_t addr, unsigned len, int fd, bool assign);
+	void *ioeventfd_opaque;
 };
 
 /* The host bridge registers 0xcf8/0xcfc on pio and, if ecam_base, ECAM for `buses` buses on

@@ -115,12 +115,17 @@ struct virtio_dev {
 	struct virtqueue vqs[VIRTIO_MAX_QUEUES];
 	uint8_t *config; /* the device's config structure, little-endian */
 	unsigned config_len;
+	/* An eventfd a doorbell may signal directly (the host's ioeventfd fast path) instead
+	 * of calling ops->notify; -1: none. Set by the device before PCI registration. */
+	int notify_fd;
 };
 
 struct virtio_pci {
 	struct pci_dev pci;
 	struct virtio_dev vdev;
-	uint8_t pci_cfg_cap; /* VIRTIO_PCI_CAP_PCI_CFG: a window into BAR 4 through config space */
+	uint8_t pci_cfg_cap;
+	unsigned ioeventfds;
+	/* doorbells currently handled by the host's ioeventfd */ /* VIRTIO_PCI_CAP_PCI_CFG: a window into BAR 4 through config space */
 	pthread_mutex_t isr_lock;
 	uint8_t isr; /* bit 0 queue interrupt, bit 1 config change (INTx mode) */
 };

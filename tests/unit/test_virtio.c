@@ -373,6 +373,67 @@ static void blk_config_and_features(void **state)
 	assert_false(status(d) & VIRTIO_STATUS_DRIVER_OK);
 }
 
+struct evfd_rec {
+	int n; /* assigned minus deassigned */
+	uint64_t addr[8];
+	int fd;
+	unsigned calls;
+};
+
+static int fake_ioeventfd(void *opaque, uint64_t addr, unsigned len, int fd, bool assign)
+{
+	struct evfd_rec *r = opaque;
+	r->calls++;
+	if (len != 2)
+		return -EINVAL;
+	if (assign) {
+		if (r->n < 8)
+			r->addr[r->n] = addr;
+		r->n++;
+		r->fd = fd;
+	} else {
+		r->n--;
+	}
+	return 0;
+}
+
+/* Doorbells follow BAR 4 onto the host's ioeventfd fast path. */
+static void blk_ioeventfd(void **state)
+{
+	struct drv *d = *state;
+	struct evfd_rec r = {0};
+	/* Decoding off first: the fixture enabled it before the hook existed. */
+	cfg_wr(d, PCI_COMMAND, 2, 0);
+	d->host.ioeventfd = fake_ioeventfd;
+	d->host.ioeventfd_opaque = &r;
+	cfg_wr(d, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
+	assert_int_equal(r.n, 2); /* two queues */
+	assert_int_equal(r.addr[0], d->bar4 + d->notify);
+	assert_int_equal(r.addr[1], d->bar4 + d->notify + d->notify_mult);
+	assert_int_equal(r.fd, d->blk->kick_fd);
+	/* The eventfd alone (what KVM signals) gets a request served. */
+	blk_start(d, false);
+	put_hdr(d, BUF, VIRTIO_BLK_T_FLUSH, 0);
+	struct vring_desc desc[2] = {
+	    {.addr = BUF, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 1},
+	    {.addr = BUF + 0x3000, .len = 1, .flags = VRING_DESC_F_WRITE}};
+	assert_int_equal(gm_write(&d->gm, RING(0), desc, sizeof(desc)), 0);
+	uint16_t one = 1, head = 0;
+	assert_int_equal(gm_write(&d->gm, RING(0) + 0x1000 + 4, &head, 2), 0);
+	assert_int_equal(gm_write(&d->gm, RING(0) + 0x1000 + 2, &one, 2), 0);
+	uint64_t kick = 1;
+	assert_int_equal(write(r.fd, &kick, 8), 8);
+	assert_int_equal(wait_used(d, 0), 1);
+	/* Moving the BAR moves the doorbells; turning decoding off removes them. */
+	unsigned calls = r.calls;
+	cfg_wr(d, PCI_BAR0 + 16, 4, 0xd0000000 | 0xc);
+	assert_int_equal(r.calls, calls + 4);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.addr[0], 0xd0000000ULL + d->notify);
+	cfg_wr(d, PCI_COMMAND, 2, 0);
+	assert_int_equal(r.n, 0);
+}
+
 /* The VIRTIO_PCI_CAP_PCI_CFG window: BAR 4 through config space. */
 static void blk_pci_cfg_window(void **state)
 {
@@ -763,6 +824,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(blk_config_and_features, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_pci_cfg_window, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_ioeventfd, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_read_write_msix, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_discard_write_zeroes, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_readonly, blk_setup_ro, blk_teardown),
