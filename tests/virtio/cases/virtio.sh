@@ -40,7 +40,7 @@ kt_vm "$log" kestrel run $G --cpus 4 --console stdio \
 	--cmdline "console=ttyS0 kestrel.test=virtio $(kt_token)"
 kt_ran virtio-msi "$log"
 KT_TIMEOUT=$limit
-grep "KT t_" "$log" | tr '\n' ' ' | kt_diag
+echo "guest step times (uptime s): $(grep "KT t_" "$log" | tr '\n' ' ')" | kt_diag
 [ "$(kt_get "$log" ext4)" = ok ] && gzip -c "$W/ext4.img" | base64 >"$KT_OUT/ext4.img.gz.b64"
 if grep -q "KT virtio-done" "$log"; then
 	kt_expect "virtio-msi: three virtio disks" "$(kt_get "$log" disks)" "vda vdb vdc "
