@@ -22,7 +22,7 @@ KT_QEMU=${KT_QEMU:-qemu-system-x86_64}
 kt_ok() { echo "ok - $*"; }
 kt_fail() { echo "not ok - $*"; }
 kt_skip() { echo "ok - $1 # SKIP $2"; }
-kt_diag() { sed 's/^/# /'; }
+kt_diag() { awk '{ print "# " $0 }'; } # awk: a last line without \n still ends
 # kt_expect NAME ACTUAL EXPECTED: ok when equal, else a failure saying both
 kt_expect() {
 	if [ "$2" = "$3" ]; then kt_ok "$1"; else kt_fail "$1 (got '$2', want '$3')"; fi

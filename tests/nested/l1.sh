@@ -117,7 +117,7 @@ envfile=$RUN/l1-env
 	echo "export KT_QEMU=/usr/bin/qemu-system-x86_64 KT_IN_L1=1"
 	echo "export KT_TIMEOUT=${KT_TIMEOUT:-180}"
 	echo "export KT_QEMU_ARGS='-accel kvm -M pc -nodefaults -no-user-config -display none -serial stdio'"
-	for v in KESTREL_LONG KT_FULL_REFERENCE ${KT_PASS_ENV:-}; do
+	for v in KESTREL_LONG KT_REFERENCE KT_FULL_REFERENCE ${KT_PASS_ENV:-}; do
 		[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
 	done
 } >"$envfile.new"
