@@ -162,9 +162,77 @@ static void info_qtree(struct vm *vm, FILE *out, void *opaque)
 
 /* --- small ones -------------------------------------------------------------------------- */
 
-static void info_pci_empty(struct vm *vm, FILE *out, void *opaque)
+static const char *pci_class_name(uint8_t base, uint8_t sub)
 {
-	/* No PCI host yet: an empty list, as QEMU prints for a machine without PCI. */
+	static const struct {
+		uint8_t base, sub;
+		const char *name;
+	} names[] = {
+	    {0x01, 0x00, "SCSI controller"},	 {0x01, 0x80, "Storage controller"},
+	    {0x02, 0x00, "Ethernet controller"}, {0x06, 0x00, "Host bridge"},
+	    {0x06, 0x01, "ISA bridge"},		 {0x07, 0x80, "Communication controller"},
+	};
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].base == base && names[i].sub == sub)
+			return names[i].name;
+	return NULL;
+}
+
+static uint32_t cfg_le(const uint8_t *cfg, unsigned off, unsigned size)
+{
+	uint32_t v = 0;
+	for (unsigned i = 0; i < size; i++)
+		v |= (uint32_t)cfg[off + i] << (8 * i);
+	return v;
+}
+
+/* QEMU's "info pci" layout: one block per function with ids, IRQ and BARs. */
+static void info_pci(struct vm *vm, FILE *out, void *opaque)
+{
+	struct pci_host *h = &vm->pci;
+	if (!h->pio) /* the machine has no PCI host */
+		return;
+	pthread_mutex_lock(&h->lock);
+	for (unsigned slot = 0; slot < PCI_MAX_DEVS; slot++) {
+		const struct pci_dev *d = h->devs[slot];
+		if (!d)
+			continue;
+		const uint8_t *c = d->cfg;
+		const char *cls = pci_class_name(c[0x0b], c[0x0a]);
+		fprintf(out, "  Bus  0, device %3u, function 0:\n", slot);
+		if (cls)
+			fprintf(out, "    %s: ", cls);
+		else
+			fprintf(out, "    Class %04x: ", cfg_le(c, 0x0a, 2));
+		fprintf(out, "PCI device %04x:%04x\n", cfg_le(c, PCI_VENDOR_ID, 2),
+			cfg_le(c, PCI_DEVICE_ID, 2));
+		fprintf(out, "      PCI subsystem %04x:%04x\n", cfg_le(c, PCI_SUBSYS_VENDOR, 2),
+			cfg_le(c, PCI_SUBSYS_ID, 2));
+		if (c[PCI_INTERRUPT_PIN])
+			fprintf(out, "      IRQ %u, pin %c\n", c[PCI_INTERRUPT_LINE],
+				'A' + c[PCI_INTERRUPT_PIN] - 1);
+		for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+			const struct pci_bar *bar = &d->bars[i];
+			if (bar->type == PCI_BAR_NONE)
+				continue;
+			uint64_t addr = cfg_le(c, PCI_BAR0 + 4 * i, 4);
+			if (bar->type == PCI_BAR_MEM64)
+				addr |= (uint64_t)cfg_le(c, PCI_BAR0 + 4 * i + 4, 4) << 32;
+			addr &= bar->type == PCI_BAR_IO ? ~(uint64_t)3 : ~(uint64_t)15;
+			char kind[40];
+			if (bar->type == PCI_BAR_IO)
+				snprintf(kind, sizeof(kind), "I/O");
+			else
+				snprintf(kind, sizeof(kind), "%s bit %smemory",
+					 bar->type == PCI_BAR_MEM64 ? "64" : "32",
+					 bar->prefetch ? "prefetchable " : "");
+			fprintf(out, "      BAR%u: %s at %#" PRIx64 " [%#" PRIx64 "]%s.\n", i, kind,
+				addr, addr + bar->size - 1,
+				bar->handle > 0 ? "" : " (not decoding)");
+		}
+		fprintf(out, "      id \"%s\"\n", d->name ? d->name : "");
+	}
+	pthread_mutex_unlock(&h->lock);
 }
 
 static void info_status(struct vm *vm, FILE *out, void *opaque)
@@ -204,7 +272,7 @@ void monitor_init(struct monitor *m, struct vm *vm)
 	monitor_add_info(m, "ramblock", "show the RAM blocks", info_ramblock, NULL);
 	monitor_add_info(m, "registers", "show the vCPUs' registers", info_registers, NULL);
 	monitor_add_info(m, "qtree", "show the device tree", info_qtree, NULL);
-	monitor_add_info(m, "pci", "show the PCI devices", info_pci_empty, NULL);
+	monitor_add_info(m, "pci", "show the PCI devices", info_pci, NULL);
 	monitor_add_info(m, "status", "show the VM's run state", info_status, NULL);
 	monitor_add_info(m, "version", "show the version", info_version, NULL);
 	monitor_add_info(m, "name", "show the VM's name", info_name, NULL);

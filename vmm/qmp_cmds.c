@@ -10,6 +10,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "block/block.h"
 #include "hw/keymap.h"
 #include "qmp_int.h"
 #include "util/log.h"
@@ -291,10 +292,40 @@ static struct json_object *cmd_query_kvm(struct qmp_ctx *c, struct json_object *
 	return r;
 }
 
+/* One BlockInfo per --disk (QEMU qapi/block-core.json BlockInfo, BlockDeviceInfo). */
 static struct json_object *cmd_query_block(struct qmp_ctx *c, struct json_object *args)
 {
-	/* The pc machine has no disks until virtio-blk is wired into it. */
-	return json_object_new_array();
+	struct json_object *r = json_object_new_array();
+	for (unsigned i = 0; i < c->vm->cfg.nr_disks && i < VM_MAX_DISKS; i++) {
+		struct virtio_blk *vb = c->vm->blk[i];
+		if (!vb || !vb->blk)
+			continue;
+		const char *path = blk_path(vb->blk), *fmt = blk_format_name(vb->blk);
+		unsigned depth = 0;
+		for (struct blk *b = blk_backing(vb->blk); b && depth < 64; b = blk_backing(b))
+			depth++;
+		struct json_object *image = json_object_new_object();
+		json_object_object_add(image, "filename", json_object_new_string(path ? path : ""));
+		json_object_object_add(image, "format", json_object_new_string(fmt ? fmt : ""));
+		json_object_object_add(image, "virtual-size",
+				       json_object_new_uint64(blk_size(vb->blk)));
+		struct json_object *ins = json_object_new_object();
+		json_object_object_add(ins, "file", json_object_new_string(path ? path : ""));
+		json_object_object_add(ins, "ro", json_object_new_boolean(vb->readonly));
+		json_object_object_add(ins, "drv", json_object_new_string(fmt ? fmt : ""));
+		json_object_object_add(ins, "encrypted", json_object_new_boolean(false));
+		json_object_object_add(ins, "backing_file_depth", json_object_new_int((int)depth));
+		json_object_object_add(ins, "image", image);
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "device", json_object_new_string(vb->name));
+		json_object_object_add(o, "qdev", json_object_new_string(vb->name));
+		json_object_object_add(o, "locked", json_object_new_boolean(false));
+		json_object_object_add(o, "removable", json_object_new_boolean(false));
+		json_object_object_add(o, "type", json_object_new_string("unknown"));
+		json_object_object_add(o, "inserted", ins);
+		json_object_array_add(r, o);
+	}
+	return r;
 }
 
 static struct json_object *cmd_query_memory_size_summary(struct qmp_ctx *c,
