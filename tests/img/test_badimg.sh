@@ -6,6 +6,8 @@
 K=$KESTREL
 T=$(mktemp -d /tmp/kestrel-badimg.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# a private copy: a rebuild of the tree during the test must not pull the binary away
+cp "$KESTREL" "$T/kestrel" && K=$T/kestrel
 cd "$T" || exit 1
 
 # patch FILE OFFSET FORMAT VALUE (python struct format, big endian)

@@ -7,6 +7,8 @@
 K=$KESTREL
 T=$(mktemp -d /tmp/kestrel-convert.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# a private copy: a rebuild of the tree during the test must not pull the binary away
+cp "$KESTREL" "$T/kestrel" && K=$T/kestrel
 cd "$T" || exit 1
 
 $K img create -f raw src.raw 64M >/dev/null

@@ -11,6 +11,8 @@ if ! command -v qemu-img >/dev/null || ! command -v qemu-io >/dev/null; then
 fi
 T=$(mktemp -d /tmp/kestrel-interop.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# a private copy: a rebuild of the tree during the test must not pull the binary away
+cp "$KESTREL" "$T/kestrel" && K=$T/kestrel
 cd "$T" || exit 1
 
 qio() { qemu-io -f qcow2 "$@" >/dev/null; }
