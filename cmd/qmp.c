@@ -27,11 +27,12 @@
 
 #define HISTORY_MAX  100
 #define LINE_MAX_LEN 4096
+#define MESSAGE_MAX  (64 << 20)
 
 struct qmp_conn {
 	int fd;
-	char buf[65536];
-	size_t len;
+	char *buf; /* received, not yet parsed */
+	size_t len, cap;
 	bool print_events;
 	const char *wait_event; /* set: remember when it arrives */
 	bool wait_seen;
@@ -109,7 +110,7 @@ static int connect_socket(const char *spec)
 static struct json_object *conn_read(struct qmp_conn *c, time_t deadline)
 {
 	for (;;) {
-		char *nl = memchr(c->buf, '\n', c->len);
+		char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
 		if (nl) {
 			*nl = '\0';
 			struct json_object *o = json_tokener_parse(c->buf);
@@ -120,9 +121,16 @@ static struct json_object *conn_read(struct qmp_conn *c, time_t deadline)
 				return o;
 			continue;
 		}
-		if (c->len == sizeof(c->buf)) {
-			fprintf(stderr, "kestrel qmp: message too long\n");
-			return NULL;
+		if (c->len + 1 >= c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : 65536;
+			char *p = cap <= MESSAGE_MAX ? realloc(c->buf, cap) : NULL;
+			if (!p) {
+				fprintf(stderr, "kestrel qmp: message longer than %d bytes\n",
+					MESSAGE_MAX);
+				return NULL;
+			}
+			c->buf = p;
+			c->cap = cap;
 		}
 		int timeout = -1;
 		if (deadline) {
@@ -138,7 +146,7 @@ static struct json_object *conn_read(struct qmp_conn *c, time_t deadline)
 			continue;
 		if (r <= 0)
 			return NULL;
-		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len - 1);
 		if (n <= 0)
 			return NULL;
 		c->len += (size_t)n;
@@ -568,5 +576,6 @@ int cmd_qmp(int argc, char **argv)
 	}
 out:
 	close(c.fd);
+	free(c.buf);
 	return ret;
 }
