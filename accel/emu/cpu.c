@@ -462,11 +462,21 @@ int emu_map_flat(struct emu_cpu *cpu, uint64_t addr, void *host, uint64_t size, 
 
 /* --- CPUID policy --- */
 
-static bool host_has_rdrand(void)
+bool emu_host_has(enum emu_host_feature f)
 {
 	uint32_t a = 1, b, c = 0, d;
-	asm("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
-	return c & (1u << 30);
+	switch (f) {
+	case EMU_HOST_RDRAND:
+	case EMU_HOST_AES:
+		asm("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+		return c & (f == EMU_HOST_AES ? 1u << 25 : 1u << 30);
+	default:
+		a = 7;
+		asm("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+		return b & (f == EMU_HOST_RDSEED ? 1u << 18
+			    : f == EMU_HOST_SHA	 ? 1u << 29
+						 : 1u << 19);
+	}
 }
 
 static void put_str(uint32_t *out, const char *s)
@@ -478,7 +488,6 @@ void emu_cpuid(const struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint3
 {
 	static const char brand[48] = "Kestrel emulated x86-64-v2 CPU";
 	(void)cpu;
-	(void)subleaf;
 	out[0] = out[1] = out[2] = out[3] = 0;
 	switch (leaf) {
 	case 0:
@@ -493,15 +502,22 @@ void emu_cpuid(const struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint3
 		out[2] = (1u << 0) |  /* SSE3 */
 			 (1u << 9) |  /* SSSE3 */
 			 (1u << 13) | /* CMPXCHG16B */
-			 (1u << 19) | (1u << 20) |		/* SSE4.1, SSE4.2 */
-			 (1u << 22) | (1u << 23) |		/* MOVBE, POPCNT */
-			 (host_has_rdrand() ? 1u << 30 : 0) |	/* RDRAND */
-			 (1u << 31);				/* hypervisor */
-		out[3] = (1u << 0) | (1u << 3) | (1u << 4) |	/* FPU PSE TSC */
-			 (1u << 5) | (1u << 6) | (1u << 8) |	/* MSR PAE CX8 */
-			 (1u << 9) | (1u << 13) | (1u << 15) |	/* APIC PGE CMOV */
-			 (1u << 16) | (1u << 19) | (1u << 23) | /* PAT CLFSH MMX */
-			 (1u << 24) | (1u << 25) | (1u << 26);	/* FXSR SSE SSE2 */
+			 (1u << 19) | (1u << 20) |			  /* SSE4.1, SSE4.2 */
+			 (1u << 22) | (1u << 23) |			  /* MOVBE, POPCNT */
+			 (emu_host_has(EMU_HOST_RDRAND) ? 1u << 30 : 0) | /* RDRAND */
+			 (emu_host_has(EMU_HOST_AES) ? 1u << 25 : 0) |	  /* AES-NI */
+			 (1u << 31);					  /* hypervisor */
+		out[3] = (1u << 0) | (1u << 3) | (1u << 4) |		  /* FPU PSE TSC */
+			 (1u << 5) | (1u << 6) | (1u << 8) |		  /* MSR PAE CX8 */
+			 (1u << 9) | (1u << 13) | (1u << 15) |		  /* APIC PGE CMOV */
+			 (1u << 16) | (1u << 19) | (1u << 23) |		  /* PAT CLFSH MMX */
+			 (1u << 24) | (1u << 25) | (1u << 26);		  /* FXSR SSE SSE2 */
+		break;
+	case 7:
+		if (subleaf == 0)
+			out[1] = (emu_host_has(EMU_HOST_RDSEED) ? 1u << 18 : 0) |
+				 (emu_host_has(EMU_HOST_ADX) ? 1u << 19 : 0) |
+				 (emu_host_has(EMU_HOST_SHA) ? 1u << 29 : 0);
 		break;
 	case 0x40000000:
 		out[0] = 0x40000000;

@@ -50,7 +50,7 @@ static const uint8_t map1[256] = {
     /* clang-format on */
 };
 
-/* Two-byte map (0F xx). */
+/* Two-byte map (0F xx). UD1 (B9) and UD0 (FF) take no ModRM, as on AMD. */
 static const uint8_t map0f[256] = {
     /* clang-format off */
 	/* 00 */ M, M, M, M, 0, 0, 0, 0, 0, 0, 0, 0, 0, M, 0, 0,
@@ -64,11 +64,11 @@ static const uint8_t map0f[256] = {
 	/* 80 */ I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32, I_J32,
 	/* 90 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* A0 */ 0, 0, 0, M, M | I_B, M, 0, 0, 0, 0, 0, M, M | I_B, M, M, M,
-	/* B0 */ M, M, M, M, M, M, M, M, M, M, M | I_B, M, M, M, M, M,
+	/* B0 */ M, M, M, M, M, M, M, M, M, 0, M | I_B, M, M, M, M, M,
 	/* C0 */ M, M, M | I_B, M, M | I_B, M | I_B, M | I_B, M, 0, 0, 0, 0, 0, 0, 0, 0,
 	/* D0 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* E0 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
-	/* F0 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
+	/* F0 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, 0,
     /* clang-format on */
 };
 

@@ -1384,22 +1384,49 @@ HANDLER(op_rdtsc)
 	dispatch_next(cpu, in);
 }
 
-/* RDRAND: the host's generator (CPUID advertises it only where the host has it) */
+/* LAR/LSL: the bare CPU has no descriptor tables yet, so every selector is reported as not
+ * accessible (ZF = 0, destination unchanged). The system part looks the GDT up. */
+HANDLER(op_lar_lsl)
+{
+	if (in->mem)
+		emu_ld(cpu, in, emu_ea(cpu, in), 2);
+	flags_eager(cpu);
+	cpu->rflags &= ~(uint64_t)FL_ZF;
+	dispatch_next(cpu, in);
+}
+
+HANDLER(op_adx)
+{
+	uint64_t fl, bit = in->op ? FL_OF : FL_CF, a, b, r, c;
+	b = rd_e(cpu, in, in->size);
+	fl = emu_flags_get(cpu);
+	a = reg_read(cpu, in->reg, in->size);
+	c = (fl & bit) ? 1 : 0;
+	if (in->size == 8) {
+		unsigned __int128 t = (unsigned __int128)a + b + c;
+		r = (uint64_t)t;
+		c = (uint64_t)(t >> 64);
+	} else {
+		uint64_t t = a + b + c;
+		r = (uint32_t)t;
+		c = t >> 32;
+	}
+	reg_write(cpu, in->reg, r, in->size);
+	emu_flags_set(cpu, (fl & ~bit) | (c ? bit : 0));
+	dispatch_next(cpu, in);
+}
+
+/* RDRAND/RDSEED (op 1): the host's generator (advertised only where the host has it) */
 HANDLER(op_rdrand)
 {
 	uint64_t v = 0;
 	unsigned char ok = 0;
-	if (in->size == 8)
-		asm volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok) : : "cc");
-	else if (in->size == 4) {
-		uint32_t w;
-		asm volatile("rdrand %0; setc %1" : "=r"(w), "=qm"(ok) : : "cc");
-		v = w;
+	if (in->op) {
+		asm volatile("rdseed %0; setc %1" : "=r"(v), "=qm"(ok) : : "cc");
 	} else {
-		uint16_t w;
-		asm volatile("rdrand %0; setc %1" : "=r"(w), "=qm"(ok) : : "cc");
-		v = w;
+		asm volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok) : : "cc");
 	}
+	v &= size_mask(in->size);
 	reg_write(cpu, in->rm, ok ? v : 0, in->size);
 	emu_flags_set(cpu, (emu_flags_get(cpu) & ~(uint64_t)FL_ARITH) | (ok ? FL_CF : 0));
 	dispatch_next(cpu, in);
@@ -1959,11 +1986,13 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned r)
 			sel(in, op_cmpxchg8b);
 			return true;
 		}
-		if (r == 6 && !in->mem && !in->rep) {
+		if ((r == 6 || r == 7) && !in->mem && !in->rep &&
+		    emu_host_has(r == 6 ? EMU_HOST_RDRAND : EMU_HOST_RDSEED)) {
+			in->op = (uint8_t)(r == 7);
 			sel(in, op_rdrand);
 			return true;
 		}
-		return false; /* RDSEED/RDPID not advertised */
+		return false; /* RDPID not advertised */
 	default:
 		break;
 	}
@@ -1991,6 +2020,10 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned r)
 		return true;
 	}
 	switch (opc) {
+	case 0x02:
+	case 0x03:
+		sel(in, op_lar_lsl);
+		return true;
 	case 0x00: /* SLDT/STR/LLDT/LTR/VERR/VERW */
 	case 0x06: /* CLTS */
 	case 0x08:
@@ -2039,6 +2072,10 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned r)
 	case 0xff:
 		return false; /* UD2, UD1, UD0 */
 	case 0x0d:
+		if (!in->mem)
+			return false; /* PREFETCH needs a memory operand */
+		sel(in, op_nop);
+		return true;
 	case 0x18:
 	case 0x19:
 	case 0x1a:
@@ -2127,6 +2164,14 @@ static bool select_0f38(struct insn *in, unsigned opc)
 {
 	if (in->pfx & PFX_LOCK)
 		return false;
+	if (opc == 0xf6 && (in->rep == 0xf3 || (in->pfx & PFX_66)) && !(in->rep == 0xf2) &&
+	    emu_host_has(EMU_HOST_ADX)) {
+		/* ADCX (66) / ADOX (F3): add with carry through CF or OF only */
+		in->op = in->rep == 0xf3;
+		in->size = in->pfx & PFX_REXW ? 8 : 4;
+		sel(in, op_adx);
+		return true;
+	}
 	if (opc != 0xf0 && opc != 0xf1)
 		return false;
 	if (in->rep == 0xf2) {

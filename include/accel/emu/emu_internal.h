@@ -499,4 +499,15 @@ void emu_sse_check(struct emu_cpu *cpu, const struct insn *in);
 void emu_fpu_check(struct emu_cpu *cpu, const struct insn *in);
 uint64_t emu_rdtsc(const struct emu_cpu *cpu);
 
+/* Extensions the emulator runs on the host's own instructions, so it offers them only when
+ * the host has them (cpu.c). */
+enum emu_host_feature {
+	EMU_HOST_RDRAND,
+	EMU_HOST_RDSEED,
+	EMU_HOST_AES,
+	EMU_HOST_SHA,
+	EMU_HOST_ADX,
+};
+bool emu_host_has(enum emu_host_feature f);
+
 #endif
