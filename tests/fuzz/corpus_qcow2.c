@@ -44,6 +44,7 @@ int main(int argc, char **argv)
 		FILE *f = fopen(p, "rb");
 		if (!f) {
 			printf("not ok %d - %s: cannot read\n", i + 1, names[i]);
+			free(names[i]);
 			continue;
 		}
 		fseek(f, 0, SEEK_END);

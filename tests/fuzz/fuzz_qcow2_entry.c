@@ -49,8 +49,10 @@ static void exercise(struct blk *b, bool rw)
 		off += st.len;
 	}
 	struct blk_snapshot_info *l = NULL;
-	if (blk_snapshot_list(b, &l) >= 0)
+	if (blk_snapshot_list(b, &l) <= 0) {
 		free(l);
+		l = NULL;
+	}
 	if (rw) {
 		memset(buf, 0x5a, sizeof(buf));
 		if (size >= 8192) {
@@ -62,7 +64,16 @@ static void exercise(struct blk *b, bool rw)
 				(void)!blk_pwrite_compressed(b, cs, buf, cs);
 		}
 		(void)!blk_flush(b);
+		/* Snapshots walk every table of the image, shared or not. */
+		if (blk_snapshot_create(b, "fuzz") == 0) {
+			(void)!blk_pwrite(b, 0, buf, size < sizeof(buf) ? size : sizeof(buf));
+			(void)!blk_snapshot_apply(b, "fuzz");
+			(void)!blk_snapshot_delete(b, "fuzz");
+		}
+		if (l && l[0].id[0]) /* a snapshot that came with the image */
+			(void)!blk_snapshot_delete(b, l[0].id);
 	}
+	free(l);
 	struct blk_check_result r;
 	(void)!blk_check(b, BLK_CHECK_QUIET, &r);
 }
