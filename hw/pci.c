@@ -260,10 +260,13 @@ static void dev_cfg_write(struct pci_dev *d, unsigned off, unsigned size, uint32
 		return;
 	if (off + size > PCI_CFG_SIZE)
 		size = PCI_CFG_SIZE - off;
+	/* Under irq_lock too: iothreads read COMMAND.INTX_DISABLE when they signal INTx. */
+	pthread_mutex_lock(&d->irq_lock);
 	for (unsigned i = 0; i < size; i++) {
 		uint8_t m = d->wmask[off + i];
 		d->cfg[off + i] = (uint8_t)((d->cfg[off + i] & ~m) | ((val >> (8 * i)) & m));
 	}
+	pthread_mutex_unlock(&d->irq_lock);
 	if (overlaps(off, size, PCI_COMMAND, 2)) {
 		bars_update(d);
 		pthread_mutex_lock(&d->irq_lock);
@@ -581,8 +584,8 @@ int pci_host_add(struct pci_host *h, struct pci_dev *d, unsigned slot, uint64_t 
 
 static void dev_reset(struct pci_dev *d)
 {
-	memcpy(d->cfg, d->cfg_reset, PCI_CFG_SIZE);
 	pthread_mutex_lock(&d->irq_lock);
+	memcpy(d->cfg, d->cfg_reset, PCI_CFG_SIZE);
 	memset(d->msix_pba, 0, sizeof(d->msix_pba));
 	memset(d->msix_table, 0, sizeof(d->msix_table));
 	for (unsigned v = 0; v < d->msix_vecs; v++)
@@ -639,9 +642,9 @@ int pci_dev_load(struct pci_dev *d, struct state_buf *s)
 	if (state_status(s))
 		return -EINVAL;
 	/* Read-only bytes come from the device model, not from the stream. */
+	pthread_mutex_lock(&d->irq_lock);
 	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
 		d->cfg[i] = (uint8_t)((d->cfg_reset[i] & ~d->wmask[i]) | (cfg[i] & d->wmask[i]));
-	pthread_mutex_lock(&d->irq_lock);
 	memcpy(d->msix_table, table, nvec * 16u);
 	memcpy(d->msix_pba, pba, sizeof(pba));
 	d->intx_level = level;

@@ -38,16 +38,16 @@ struct msi_rec {
 static void rec_msi(void *opaque, uint64_t addr, uint32_t data)
 {
 	struct msi_rec *m = opaque;
+	__atomic_store_n(&m->addr, addr, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&m->data, data, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&m->n, 1, __ATOMIC_SEQ_CST);
-	m->addr = addr;
-	m->data = data;
 }
 
 static void rec_line(void *opaque, unsigned gsi, bool level)
 {
 	struct msi_rec *m = opaque;
 	if (gsi < 32)
-		m->line[gsi] = level;
+		__atomic_store_n(&m->line[gsi], level, __ATOMIC_SEQ_CST);
 }
 
 static const struct irq_router_ops rec_ops = {.set_line = rec_line, .send_msi = rec_msi};
@@ -484,10 +484,11 @@ static void blk_read_write_msix(void **state)
 	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
 	assert_int_equal(peek8(d, BUF + 0x1000 + 3), 21);
 	assert_int_equal(peek8(d, BUF + 0x2000 + 1), (uint8_t)(201 * 7));
-	for (int i = 0; i < 1000 && d->rec.n == before; i++)
+	for (int i = 0; i < 1000 && __atomic_load_n(&d->rec.n, __ATOMIC_SEQ_CST) == before; i++)
 		usleep(1000);
-	assert_true(d->rec.n > before);
-	assert_int_equal(d->rec.data, 0x31); /* queue 0's vector 1 */
+	assert_true(__atomic_load_n(&d->rec.n, __ATOMIC_SEQ_CST) > before);
+	assert_int_equal(__atomic_load_n(&d->rec.data, __ATOMIC_SEQ_CST),
+			 0x31); /* queue 0's vector 1 */
 	/* Write a sector on queue 1, read it back on queue 0. */
 	uint8_t data[1024];
 	for (unsigned i = 0; i < sizeof(data); i++)
@@ -552,7 +553,7 @@ static void blk_discard_write_zeroes(void **state)
 	assert_memory_equal(back, zero, 512);
 	/* INTx mode: the ISR says "queue", reading it lowers the line. */
 	unsigned gsi = pci_slot_gsi(SLOT, 0);
-	for (int i = 0; i < 1000 && !d->rec.line[gsi]; i++)
+	for (int i = 0; i < 1000 && !__atomic_load_n(&d->rec.line[gsi], __ATOMIC_SEQ_CST); i++)
 		usleep(1000);
 	assert_true(d->rec.line[gsi]);
 	assert_int_equal(rd(d, d->isr, 1), 1);
@@ -644,9 +645,9 @@ static void blk_bad_chains(void **state)
 	submit(d, 0, bq, 2);
 	wait_needs_reset(d);
 	/* The config-change vector (0) fires. */
-	for (int i = 0; i < 1000 && d->rec.n == before; i++)
+	for (int i = 0; i < 1000 && __atomic_load_n(&d->rec.n, __ATOMIC_SEQ_CST) == before; i++)
 		usleep(1000);
-	assert_int_equal(d->rec.data, 0x30);
+	assert_int_equal(__atomic_load_n(&d->rec.data, __ATOMIC_SEQ_CST), 0x30);
 	/* Further requests are ignored until a reset. */
 	put_hdr(d, BUF, VIRTIO_BLK_T_FLUSH, 0);
 	struct buf fq[] = {{BUF, 16, false}, {BUF + 0x3000, 1, true}};
