@@ -117,8 +117,13 @@ static int compare(const struct tcase *c, const struct outcome *ref, const struc
 	    strstr(o->why, "unmapped")) {
 		/* the flat emulator reports an unmapped access as a stop, the host as #PF */
 	} else if (ref->end != o->end || (ref->end == END_EXCEPTION && ref->vector != o->vector)) {
-		diff_add(d, "end: native %s, emulator %s", end_str(ref, b1, sizeof(b1)),
-			 end_str(o, b2, sizeof(b2)));
+		int kn = ref->end == END_EXCEPTION ? insn_at(c, ref->st.rip) : -1;
+		int ke = o->end == END_EXCEPTION ? insn_at(c, o->st.rip) : -1;
+
+		diff_add(d, "end: native %s%s%.0d, emulator %s%s%.0d", end_str(ref, b1, sizeof(b1)),
+			 kn >= 0 ? " at instruction " : "", kn >= 0 ? kn + 1 : 0,
+			 end_str(o, b2, sizeof(b2)), ke >= 0 ? " at instruction " : "",
+			 ke >= 0 ? ke + 1 : 0);
 		return d->n;
 	}
 	if (ref->end == END_EXCEPTION) {
