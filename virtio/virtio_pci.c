@@ -539,3 +539,29 @@ int virtio_dev_load(struct virtio_dev *vd, struct state_buf *s)
 	pthread_mutex_unlock(&vd->lock);
 	return ret;
 }
+
+int virtio_pci_save(struct virtio_pci *vp, struct state_buf *s)
+{
+	int ret = pci_dev_save(&vp->pci, s);
+	if (!ret)
+		ret = virtio_dev_save(&vp->vdev, s);
+	pthread_mutex_lock(&vp->isr_lock);
+	state_put_u8(s, vp->isr);
+	pthread_mutex_unlock(&vp->isr_lock);
+	return ret ? ret : state_status(s);
+}
+
+int virtio_pci_load(struct virtio_pci *vp, struct state_buf *s)
+{
+	int ret = pci_dev_load(&vp->pci, s);
+	if (!ret)
+		ret = virtio_dev_load(&vp->vdev, s);
+	uint8_t isr = state_get_u8(s);
+	if (ret || state_status(s) || (isr & ~3u))
+		return ret ? ret : -EINVAL;
+	pthread_mutex_lock(&vp->isr_lock);
+	vp->isr = isr;
+	pci_intx_set(&vp->pci, isr != 0);
+	pthread_mutex_unlock(&vp->isr_lock);
+	return 0;
+}

@@ -158,5 +158,9 @@ bool virtio_has_feature(const struct virtio_dev *vd, unsigned bit);
 
 int virtio_dev_save(struct virtio_dev *vd, struct state_buf *s);
 int virtio_dev_load(struct virtio_dev *vd, struct state_buf *s);
+/* The whole function: PCI config and MSI-X state, virtio state, ISR. The device's own
+ * config bytes and backends are rebuilt from the command line, not saved. */
+int virtio_pci_save(struct virtio_pci *vp, struct state_buf *s);
+int virtio_pci_load(struct virtio_pci *vp, struct state_buf *s);
 
 #endif

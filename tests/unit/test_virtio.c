@@ -584,6 +584,38 @@ static void blk_discard_write_zeroes(void **state)
 	close(fd);
 }
 
+/* Save a running device, reset it, load: it carries on with the same queues. */
+static void blk_save_load(void **state)
+{
+	struct drv *d = *state;
+	blk_start(d, true);
+	put_hdr(d, BUF, VIRTIO_BLK_T_FLUSH, 0);
+	struct buf fq[] = {{BUF, 16, false}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, fq, 2);
+	assert_int_equal(wait_used(d, 0), 1);
+	struct state_buf s, r;
+	state_init_writer(&s);
+	assert_int_equal(virtio_pci_save(&d->blk->vp, &s), 0);
+	virtio_pci_reset(&d->blk->vp);
+	pci_host_reset(&d->host);
+	uint64_t v;
+	assert_false(io_bus_read(&d->mmio, d->bar4, 4, &v)); /* BAR unmapped after reset */
+	state_init_reader(&r, s.data, s.len);
+	assert_int_equal(virtio_pci_load(&d->blk->vp, &r), 0);
+	assert_int_equal(status(d), 0xf);
+	assert_true(pci_msix_enabled(&d->blk->vp.pci));
+	submit(d, 0, fq, 2);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+	/* Truncated or corrupt streams are refused. */
+	state_init_reader(&r, s.data, s.len - 1);
+	assert_int_equal(virtio_pci_load(&d->blk->vp, &r), -EINVAL);
+	s.data[0] = 99;
+	state_init_reader(&r, s.data, s.len);
+	assert_int_equal(virtio_pci_load(&d->blk->vp, &r), -EINVAL);
+	state_free(&s);
+}
+
 static void blk_readonly(void **state)
 {
 	struct drv *d = *state;
@@ -828,6 +860,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(blk_ioeventfd, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_read_write_msix, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_discard_write_zeroes, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_save_load, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_readonly, blk_setup_ro, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_host_write_error, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_bad_chains, blk_setup, blk_teardown),
