@@ -16,6 +16,7 @@
 #define HDR_LEN		16
 #define SEG_LEN		16 /* discard / write-zeroes segment */
 #define MAX_DWZ_SECTORS (1u << 22)
+#define MAX_REQ_BYTES	(1u << 30) /* data bytes in one read or write request */
 
 static void put_le16(uint8_t *p, uint16_t v)
 {
@@ -134,6 +135,12 @@ static int do_request(struct virtio_blk *vb, const struct vq_elem *e)
 	memcpy(&sector, hdr + 8, 8);
 	size_t in_data = e->in_len - 1; /* the status byte is the last writable byte */
 	size_t out_data = e->out_len - HDR_LEN;
+	if (in_data > MAX_REQ_BYTES || out_data > MAX_REQ_BYTES) {
+		uint8_t st = VIRTIO_BLK_S_IOERR; /* no driver sends that much: not worth serving */
+		vq_elem_write(e, e->in_len - 1, &st, 1);
+		vb->nr_errors++;
+		return 1;
+	}
 	uint8_t status = VIRTIO_BLK_S_OK;
 	uint32_t written = 1;
 	int ret;
