@@ -79,10 +79,10 @@ fi
 first_after=$(grep "KT tick $((n2 + 1)) " "$log" | cut -d' ' -f4)
 # The guest's uptime across the pause may jump by at most the pause (+ one tick + slack).
 verdict=$(awk -v a="$last_before" -v b="$first_after" -v p1="$t_stop" -v p2="$t_cont" \
-	'BEGIN { j = b - a; p = p2 - p1; printf "%s %.1f %.1f", (a != "" && b != "" && j <= p + 2.5) ? "ok" : "bad", j, p }')
+	'BEGIN { j = b - a; p = p2 - p1; printf "%s %.1f %.1f", (a != "" && b != "" && j <= p + 4) ? "ok" : "bad", j, p }')
 set -- $verdict
 if [ "$1" = ok ]; then
-	kt_ok "qmp: guest clock jumped ${2}s over a ${3}s pause (within pause + one tick + 2 s)"
+	kt_ok "qmp: guest clock jumped ${2}s over a ${3}s pause (at most the pause + 4 s: tick latency under nested TCG)"
 else
 	kt_fail "qmp: guest clock jumped '${2}'s over a ${3}s pause"
 fi
