@@ -232,6 +232,7 @@ static int pc_acpi(struct vm *vm, uint64_t *rsdp, struct error *err)
 	ac.reset_port = vm->pm.cfg.reset_port;
 	ac.reset_value = ACPI_PM_RESET_VALUE;
 	ac.s5_slp_typ = ACPI_PM_SLP_TYP_S5;
+	ac.i8042_aux = true; /* the i8042 answers on its AUX port (PS/2 mouse, IRQ 12) */
 	struct acpi_pci_route routes[PCI_MAX_DEVS];
 	ac.has_pci = true;
 	ac.ecam_base = PC_ECAM_BASE;

@@ -93,6 +93,7 @@ static int kvm_init(struct accel *a)
 		return -ENOMEM;
 	k->kvm_fd = -1;
 	k->vm_fd = -1;
+	pthread_mutex_init(&k->routes_lock, NULL);
 
 	k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (k->kvm_fd < 0) {
@@ -137,6 +138,9 @@ static int kvm_init(struct accel *a)
 		log_error("KVM_CREATE_PIT2: %s", strerror(errno));
 		goto err;
 	}
+	ret = kvm_routing_init(k);
+	if (ret < 0)
+		goto err;
 	ret = kvm_cpuid_init(k);
 	if (ret < 0)
 		goto err;
@@ -149,6 +153,7 @@ err:
 		close(k->vm_fd);
 	if (k->kvm_fd >= 0)
 		close(k->kvm_fd);
+	pthread_mutex_destroy(&k->routes_lock);
 	free(k->cpuid);
 	free(k);
 	return ret;
@@ -159,8 +164,12 @@ static void kvm_destroy(struct accel *a)
 	struct kvm_state *k = a->priv;
 	if (!k)
 		return;
+	/* Devices outlive this VM (a reset builds a new one) and lower their lines while they
+	 * reset: until the next init their interrupts go nowhere instead of into freed state. */
+	a->irq = (struct irq_router){0};
 	close(k->vm_fd);
 	close(k->kvm_fd);
+	pthread_mutex_destroy(&k->routes_lock);
 	free(k->cpuid);
 	free(k);
 	a->priv = NULL;

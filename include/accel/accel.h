@@ -62,6 +62,17 @@ struct boot_cpu_state {
 	uint16_t code_sel, data_sel; /* selectors of those segments in that GDT */
 };
 
+/* A doorbell the accelerator watches itself: a guest write to addr (of len bytes, and of
+ * `data` when match_data) signals fd instead of exiting to the VMM (KVM_IOEVENTFD). */
+struct accel_ioeventfd {
+	uint64_t addr;
+	uint8_t len; /* 1, 2, 4 or 8; 0 matches any length (MMIO only) */
+	bool pio;
+	bool match_data;
+	uint64_t data;
+	int fd; /* an eventfd */
+};
+
 struct accel_ops {
 	const char *name; /* "kvm", "emu" */
 	/* Create the VM: interrupt controllers and timers the accelerator provides. */
@@ -83,6 +94,18 @@ struct accel_ops {
 	void (*vcpu_kick)(struct vcpu *v);
 	/* Print the vCPU's registers, like QEMU's "info registers" (vCPU stopped or parked). */
 	int (*vcpu_dump)(struct vcpu *v, char *buf, size_t len);
+
+	/* Optional fast paths: NULL where the accelerator has none, and -ENOTSUP where the
+	 * host lacks them; a device then keeps to exits and irq_line_set()/msi_send(). */
+	int (*ioeventfd_set)(struct accel *a, const struct accel_ioeventfd *ev, bool assign);
+	/* Writing `fd` raises `gsi`. With resample_fd >= 0 the GSI is level-triggered: it
+	 * stays asserted until the guest EOIs it, then resample_fd is signalled so the device
+	 * can assert it again if its line is still high (PCI INTx). */
+	int (*irqfd_set)(struct accel *a, unsigned gsi, int fd, int resample_fd, bool assign);
+	/* Route an MSI message to a GSI an irqfd can target: gsi < 0 allocates one, else the
+	 * route is updated (the guest reprogrammed the vector). Returns the GSI or -errno. */
+	int (*msi_route_set)(struct accel *a, int gsi, uint64_t addr, uint32_t data);
+	void (*msi_route_free)(struct accel *a, int gsi);
 };
 
 struct accel {
