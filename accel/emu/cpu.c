@@ -104,13 +104,36 @@ void emu_flush_blocks(struct emu_cpu *cpu)
 	cpu->flushes++;
 }
 
+/* Drop every decoded block with an instruction byte in [lo, lo + 4096). Their memory stays
+ * in the arena (the running block may be one of them) until the next full flush. */
+static void invalidate_page(struct emu_cpu *cpu, uint64_t lo)
+{
+	unsigned h;
+	for (h = 0; h < (1u << EMU_HASH_BITS); h++) {
+		struct emu_block **pp = &cpu->hash[h];
+		while (*pp) {
+			struct emu_block *b = *pp;
+			if (b->rip < lo + 4096 && b->end > lo)
+				*pp = b->next;
+			else
+				pp = &b->next;
+		}
+	}
+}
+
+/* A write hit a page that holds decoded code: forget that page's blocks, and end the
+ * running block after the writing instruction so the new bytes are decoded. */
 void emu_code_written(struct emu_cpu *cpu, struct emu_region *r, uint64_t off, uint64_t len)
 {
-	(void)r;
-	(void)off;
-	(void)len;
-	emu_flush_blocks(cpu);
+	uint64_t p;
+	for (p = off >> 12; p <= (off + len - 1) >> 12; p++) {
+		if (!r->code[p])
+			continue;
+		invalidate_page(cpu, r->base + (p << 12));
+		r->code[p] = 0;
+	}
 	cpu->exit_req = 1;
+	cpu->invalidations++;
 }
 
 /* The sentinel after the last instruction of a block that does not end in a branch. */

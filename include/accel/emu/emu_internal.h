@@ -191,6 +191,7 @@ struct emu_cpu {
 	uint8_t *arena;
 	size_t arena_used;
 	uint64_t flushes;
+	uint64_t invalidations; /* pages whose blocks were dropped after a write */
 };
 
 /* --- memory (cpu.c) --- */
