@@ -77,6 +77,17 @@ static void pc_hvc_write(void *opaque, const uint8_t *buf, size_t len)
 		be.write(be.opaque, buf, len);
 }
 
+/* Doorbell fast path for the PCI devices: KVM's ioeventfd where the accelerator has one. */
+static int pc_ioeventfd(void *opaque, uint64_t addr, unsigned len, int fd, bool assign)
+{
+	struct vm *vm = opaque;
+	const struct accel_ops *ops = vm->accel.ops;
+	if (!ops || !ops->ioeventfd_set || !vm->accel.priv) /* none, or between two resets */
+		return -ENOTSUP;
+	struct accel_ioeventfd ev = {.addr = addr, .len = (uint8_t)len, .fd = fd};
+	return ops->ioeventfd_set(&vm->accel, &ev, assign);
+}
+
 /* PCI host and the virtio devices, one slot each from 1 on. */
 static int pc_pci(struct vm *vm, struct error *err)
 {
@@ -85,6 +96,8 @@ static int pc_pci(struct vm *vm, struct error *err)
 	int ret = pci_host_init(&vm->pci, &vm->pio, &vm->mmio, &vm->accel.irq, PC_ECAM_BASE, 256);
 	if (ret)
 		return error_set(err, ret, "cannot register the PCI host bridge");
+	vm->pci.ioeventfd = pc_ioeventfd;
+	vm->pci.ioeventfd_opaque = vm;
 	for (unsigned i = 0; i < vm->cfg.nr_disks; i++) {
 		struct virtio_blk_opts o = vm->cfg.disks[i];
 		o.num_queues =
