@@ -416,8 +416,8 @@ static void bar_moved_hook(struct pci_dev *d, unsigned bar, bool mapped, uint64_
 		}
 		vp->ioeventfds = n;
 		if (n)
-			log_debug("%s: %u doorbells on ioeventfd at %#llx", vd->name, n,
-				  (unsigned long long)(addr + VIRTIO_PCI_NOTIFY_OFF));
+			log_info("%s: %u doorbells on ioeventfd at %#llx", vd->name, n,
+				 (unsigned long long)(addr + VIRTIO_PCI_NOTIFY_OFF));
 	} else {
 		for (unsigned q = 0; q < vp->ioeventfds; q++)
 			h->ioeventfd(h->ioeventfd_opaque,

@@ -34,7 +34,7 @@ log=$KT_OUT/virtio-msi.log
 limit=$KT_TIMEOUT
 KT_TIMEOUT=$((KT_TIMEOUT * 2))
 # shellcheck disable=SC2086
-kt_vm "$log" kestrel run $G --cpus 4 --console stdio \
+kt_vm "$log" kestrel run $G --cpus 4 --console stdio -v \
 	--disk "$W/ext4.img,format=raw" --disk "$W/scratch.raw,format=raw,discard=on" \
 	--disk "$W/ro.qcow2,readonly=on" --rng --serial-virtio \
 	--cmdline "console=ttyS0 kestrel.test=virtio $(kt_token)"
@@ -62,6 +62,14 @@ if grep -q "KT virtio-done" "$log"; then
 	else
 		kt_fail "virtio-msi: virtio lines with PCI-MSI: '$m' (want >= 4)"
 		grep "^KT-IRQ" "$log" | kt_diag
+	fi
+	# -v: Kestrel says when a device's doorbells moved onto KVM ioeventfds.
+	n=$(grep -c "virtio-blk.*doorbells on ioeventfd" "$log.err")
+	if [ "$n" -ge 3 ]; then
+		kt_ok "virtio-msi: doorbells of the 3 disks on ioeventfds"
+	else
+		kt_fail "virtio-msi: $n ioeventfd doorbell messages on stderr (want 3+)"
+		tail -n 5 "$log.err" | kt_diag
 	fi
 	if grep -q "^KT-HVC hello from hvc0" "$log"; then
 		kt_ok "virtio-msi: a line written to /dev/hvc0 reached the console"
