@@ -249,6 +249,7 @@ enum emu_stop emu_run(struct emu_cpu *cpu, uint64_t max_insns, uint64_t stop_rip
 	cpu->exit_req = 0;
 	asm volatile("stmxcsr %0" : "=m"(cpu->host_mxcsr));
 	cpu->mx_loaded = 0;
+	cpu->mx_lazy = 0;
 	switch (setjmp(cpu->fault_jmp)) {
 	case 0:
 		break;
@@ -299,6 +300,7 @@ enum emu_stop emu_run(struct emu_cpu *cpu, uint64_t max_insns, uint64_t stop_rip
 		}
 	}
 out:
+	emu_mxcsr_sync(cpu);
 	if (cpu->mx_loaded)
 		asm volatile("ldmxcsr %0" : : "m"(cpu->host_mxcsr));
 	if (retired)

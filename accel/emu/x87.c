@@ -358,8 +358,10 @@ HANDLER(op_fxsave)
 		}
 		cpu->mxcsr = fx.mxcsr;
 		cpu->mx_loaded = 0;
+		cpu->mx_lazy = 0;
 		memcpy(cpu->xmm, fx.xmm, sizeof(fx.xmm));
 	} else {
+		emu_mxcsr_sync(cpu);
 		memcpy(&fx, p, 512); /* reserved and available bytes are left as they are */
 		to_fxarea(cpu, &fx);
 		if (!(in->pfx & PFX_REXW)) {

@@ -167,6 +167,7 @@ struct emu_cpu {
 	uint32_t mxcsr;
 	uint32_t mx_loaded;  /* what the host MXCSR holds during emu_run (0: unknown) */
 	uint32_t host_mxcsr; /* the host's own, restored when emu_run returns */
+	uint32_t mx_lazy;    /* guest flags may still sit in the host MXCSR */
 
 	/* x87: physical registers (80-bit in the low 10 bytes) */
 	uint8_t fpr[8][16];
@@ -386,6 +387,17 @@ static inline int64_t sext(uint64_t v, unsigned size)
 	default:
 		return (int64_t)v;
 	}
+}
+
+/* Collect SIMD exception flags left in the host MXCSR into the guest's (see sse.c). */
+static inline void emu_mxcsr_sync(struct emu_cpu *cpu)
+{
+	uint32_t m;
+	if (!cpu->mx_lazy)
+		return;
+	asm volatile("stmxcsr %0" : "=m"(m));
+	cpu->mxcsr |= m & 0x3f;
+	cpu->mx_lazy = 0;
 }
 
 /* --- flags (flags.c) --- */
