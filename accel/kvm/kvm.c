@@ -215,4 +215,5 @@ const struct accel_ops kvm_accel_ops = {
     .vcpu_run = kvm_vcpu_run,
     .vcpu_kick = kvm_vcpu_kick,
     .vcpu_dump = kvm_vcpu_dump,
+    .ioeventfd_set = kvm_ioeventfd_set,
 };
