@@ -6,7 +6,7 @@
 #     -q            carry QEMU (binary, libraries, firmware) into L1 even if no case asks
 #                   (a case asks with a "# kt-needs: qemu" line)
 #     -i SCRIPT     interactive: no cases; L1 runs SCRIPT (sh) with the console as its terminal
-#     -t SECONDS    time limit for the whole L1 run (default 120 + 400 per case)
+#     -t SECONDS    time limit for the whole L1 run (default $KT_L1_LIMIT, else 120 + 400 per case)
 #     -n NAME       run name: files go to $KESTREL_BUILD/nested/NAME/ (default "l1"); runs with
 #                   the same name wait for each other, runs with different names do not collide
 #
@@ -48,7 +48,7 @@ while getopts "f:qi:t:n:" opt; do
 done
 shift $((OPTIND - 1))
 cases=("$@")
-[ -n "$limit" ] || limit=$((120 + 400 * ${#cases[@]}))
+[ -n "$limit" ] || limit=${KT_L1_LIMIT:-$((120 + 400 * ${#cases[@]}))}
 
 fail() { echo "not ok - nested L1: $*"; }
 RUN=$NDIR/$name
