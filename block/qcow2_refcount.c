@@ -467,20 +467,21 @@ int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *off)
 		}
 		if (!still_free)
 			continue;
+		uint64_t end = (c + n) << s->cluster_bits;
+		if (end > s->file_end) {
+			/* Grow the file first (a crash then leaves only a longer file), and so
+			 * offset checks accept the new clusters. */
+			ret = blk_raw_truncate(s->file, end);
+			if (ret < 0)
+				return ret;
+			s->file_end = end;
+		}
 		ret = qcow2_update_refcount(s, c << s->cluster_bits, n << s->cluster_bits, 1);
 		if (ret < 0)
 			return ret;
 		if (c == s->free_hint)
 			s->free_hint = c + n;
 		*off = c << s->cluster_bits;
-		uint64_t end = (c + n) << s->cluster_bits;
-		if (end > s->file_end) {
-			/* Reserve the space now so offset checks accept the new clusters. */
-			ret = blk_raw_truncate(s->file, end);
-			if (ret < 0)
-				return ret;
-			s->file_end = end;
-		}
 		return 0;
 	}
 	blk_set_error("%s: cluster allocation did not converge", s->file->path);
