@@ -1,7 +1,7 @@
 #!/bin/bash
 # Sequential throughput of qcow2 against raw on the same file system, once allocated
 # (kestrel img bench, 1 MiB requests over a 1 GiB disk), page cache and O_DIRECT. Figures
-# are printed as comments; the check is loose (qcow2 at least 75% of raw, best of three)
+# are printed as comments; the check is loose (qcow2 at least half of raw, best of three)
 # because the machine is shared. Runs with KESTREL_LONG=1 (make check-long) only.
 . "$KESTREL_ROOT/tests/lib/tap.sh"
 K=$KESTREL
@@ -31,7 +31,7 @@ for mode in "read:" "write:-w" "read-direct:-t none" "write-direct:-w -t none"; 
 	# shellcheck disable=SC2086
 	r=$(best $args -c 1024 "$T/p.raw")
 	echo "# sequential $name: qcow2 $q MB/s, raw $r MB/s"
-	tap_check "sequential $name: qcow2 ($q MB/s) within 25% of raw ($r MB/s)" \
-		awk "BEGIN { exit !($q >= 0.75 * $r) }"
+	tap_check "sequential $name: qcow2 ($q MB/s) at least half of raw ($r MB/s)" \
+		awk "BEGIN { exit !($q >= 0.5 * $r) }"
 done
 tap_done
