@@ -11,7 +11,7 @@
 #include "core/event_loop.h"
 #include "util/log.h"
 
-static void drain_fd(int fd)
+void eventfd_drain(int fd)
 {
 	uint64_t v;
 	ssize_t r = read(fd, &v, sizeof(v));
@@ -21,13 +21,13 @@ static void drain_fd(int fd)
 static void on_wake(void *opaque, uint32_t events)
 {
 	struct event_loop *el = opaque;
-	drain_fd(el->wake_fd);
+	eventfd_drain(el->wake_fd);
 }
 
 static void on_timerfd(void *opaque, uint32_t events)
 {
 	struct event_loop *el = opaque;
-	drain_fd(el->timer_fd);
+	eventfd_drain(el->timer_fd);
 }
 
 static void timers_notify(void *opaque)

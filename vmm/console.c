@@ -188,9 +188,7 @@ static void on_input(void *opaque, uint32_t events)
 static void on_rx_space(void *opaque, uint32_t events)
 {
 	struct console *c = opaque;
-	uint64_t v;
-	ssize_t r = read(c->rx_space_fd, &v, sizeof(v));
-	(void)r;
+	eventfd_drain(c->rx_space_fd);
 	pump(c);
 }
 

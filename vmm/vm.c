@@ -372,9 +372,7 @@ static void on_request(struct vm *vm)
 static void on_request_fd(void *opaque, uint32_t events)
 {
 	struct vm *vm = opaque;
-	uint64_t v;
-	ssize_t r = read(vm->request_fd, &v, sizeof(v));
-	(void)r;
+	eventfd_drain(vm->request_fd);
 	on_request(vm);
 }
 

@@ -40,5 +40,7 @@ void event_loop_run_once(struct event_loop *el, int timeout_ms);
 void event_loop_stop(struct event_loop *el);
 /* Safe from any thread. */
 void event_loop_wake(struct event_loop *el);
+/* Read an eventfd (or timerfd) to reset it, in its readiness callback. */
+void eventfd_drain(int fd);
 
 #endif

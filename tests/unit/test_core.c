@@ -5,6 +5,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/event_loop.h"
 #include "core/guest_mem.h"
 #include "core/io_bus.h"
 
@@ -83,11 +89,77 @@ static void bus_dispatch(void **state)
 	io_bus_destroy(&bus);
 }
 
+static void on_fd(void *opaque, uint32_t events)
+{
+	int *fd = opaque;
+	eventfd_drain(fd[0]);
+	fd[1]++;
+}
+
+static void on_timer(void *opaque)
+{
+	(*(int *)opaque)++;
+}
+
+static void *stop_later(void *arg)
+{
+	usleep(20000);
+	event_loop_stop(arg);
+	return NULL;
+}
+
+static void loop_dispatch(void **state)
+{
+	struct vclock vc;
+	struct timer_list tl;
+	struct event_loop el;
+	vclock_init(&vc);
+	timer_list_init(&tl, &vc);
+	assert_int_equal(event_loop_init(&el, &tl), 0);
+
+	/* An fd callback runs once per readiness, and not after removal. */
+	int fd[2] = {eventfd(0, EFD_NONBLOCK), 0};
+	assert_int_equal(event_loop_add_fd(&el, fd[0], EPOLLIN, on_fd, fd), 0);
+	event_loop_run_once(&el, 0);
+	assert_int_equal(fd[1], 0);
+	uint64_t one = 1;
+	assert_int_equal(write(fd[0], &one, 8), 8);
+	event_loop_run_once(&el, 100);
+	assert_int_equal(fd[1], 1);
+	event_loop_del_fd(&el, fd[0]);
+	assert_int_equal(write(fd[0], &one, 8), 8);
+	event_loop_run_once(&el, 0);
+	assert_int_equal(fd[1], 1);
+
+	/* A virtual-clock timer wakes the loop through its timerfd, not before its time. */
+	int fired = 0;
+	struct timer t;
+	timer_init(&t, &tl, on_timer, &fired);
+	uint64_t start = vclock_now(&vc);
+	timer_mod(&t, start + 30 * NSEC_PER_MSEC);
+	while (!fired)
+		event_loop_run_once(&el, 1000);
+	assert_true(vclock_now(&vc) - start >= 30 * NSEC_PER_MSEC);
+	assert_int_equal(fired, 1);
+
+	/* event_loop_stop() from another thread ends event_loop_run(). */
+	pthread_t th;
+	pthread_create(&th, NULL, stop_later, &el);
+	event_loop_run(&el);
+	pthread_join(th, NULL);
+
+	close(fd[0]);
+	event_loop_destroy(&el);
+	timer_list_destroy(&tl);
+	vclock_destroy(&vc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(gm_bounds),
 	    cmocka_unit_test(bus_dispatch),
+	    cmocka_unit_test(loop_dispatch),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
