@@ -203,6 +203,31 @@ static unsigned kvm_max_vcpus(struct accel *a)
 	return n > 0 ? (unsigned)n : 4; /* the API document's floor */
 }
 
+/* kvmclock across a pause, as the guest must see it: standing still. KVM_SET_CLOCK makes
+ * the clock continue from the saved value instead of the host time that passed. */
+static void kvm_clock_pause(struct accel *a)
+{
+	struct kvm_state *k = a->priv;
+	struct kvm_clock_data data = {0};
+	if (ioctl(k->vm_fd, KVM_GET_CLOCK, &data) < 0) {
+		log_warn("KVM_GET_CLOCK: %s; the guest clock will jump on resume", strerror(errno));
+		return;
+	}
+	k->paused_clock = data.clock;
+	k->clock_saved = true;
+}
+
+static void kvm_clock_resume(struct accel *a)
+{
+	struct kvm_state *k = a->priv;
+	if (!k->clock_saved)
+		return;
+	struct kvm_clock_data data = {.clock = k->paused_clock};
+	if (ioctl(k->vm_fd, KVM_SET_CLOCK, &data) < 0)
+		log_warn("KVM_SET_CLOCK: %s", strerror(errno));
+	k->clock_saved = false;
+}
+
 const struct accel_ops kvm_accel_ops = {
     .name = "kvm",
     .init = kvm_init,
@@ -215,5 +240,7 @@ const struct accel_ops kvm_accel_ops = {
     .vcpu_run = kvm_vcpu_run,
     .vcpu_kick = kvm_vcpu_kick,
     .vcpu_dump = kvm_vcpu_dump,
+    .clock_pause = kvm_clock_pause,
+    .clock_resume = kvm_clock_resume,
     .ioeventfd_set = kvm_ioeventfd_set,
 };

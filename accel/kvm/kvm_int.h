@@ -23,6 +23,8 @@ struct kvm_state {
 	int run_mmap_size;
 	unsigned nr_slots;
 	struct kvm_cpuid2 *cpuid; /* what KVM supports, patched per vCPU at creation */
+	uint64_t paused_clock;	  /* kvmclock ns saved by clock_pause */
+	bool clock_saved;
 	pthread_mutex_t routes_lock;
 	struct kvm_msi_route msi_routes[KVM_MAX_MSI_ROUTES]; /* GSI 24 + index */
 };

@@ -95,6 +95,11 @@ struct accel_ops {
 	/* Print the vCPU's registers, like QEMU's "info registers" (vCPU stopped or parked). */
 	int (*vcpu_dump)(struct vcpu *v, char *buf, size_t len);
 
+	/* Optional: stop / restart the guest's paravirtual clock while the VM is paused, so a
+	 * resumed guest sees no time jump (all vCPUs are parked around these calls). */
+	void (*clock_pause)(struct accel *a);
+	void (*clock_resume)(struct accel *a);
+
 	/* Optional fast paths: NULL where the accelerator has none, and -ENOTSUP where the
 	 * host lacks them; a device then keeps to exits and irq_line_set()/msi_send(). */
 	int (*ioeventfd_set)(struct accel *a, const struct accel_ioeventfd *ev, bool assign);
