@@ -206,6 +206,25 @@ def console(qt, path):
         t.ok(b"hvc0 says hi\n" in f.read(), "virtio-console: output reaches the console file")
 
 
+def machine_reset(qt, q):
+    """system_reset: devices back to power-on state, BARs where firmware put them, not decoded."""
+    d = Dev(qt, 1)
+    d.start(1)
+    bar = d.bar4
+    qt.cfg_w(1, 0x20, 4, 0xD0000000 | 0xC)  # the guest moved BAR4
+    t.eq(qt.rd(0xD0000000 + 0x14, 1), 0xF, "reset: before, virtio-blk0 at its new BAR, DRIVER_OK")
+    q.cmd("system_reset")
+    end = time.time() + 5
+    while time.time() < end and qt.cfg(1, 0x04, 2) != 0:
+        time.sleep(0.02)
+    t.eq(qt.cfg(1, 0x04, 2), 0, "reset: COMMAND cleared")
+    t.eq(qt.cfg(1, 0x20) & ~0xF, bar, "reset: BAR4 back at its firmware address")
+    t.eq(qt.rd(0xD0000000 + 0x14, 4), 0xFFFFFFFF, "reset: old BAR address no longer decoded")
+    qt.cfg_w(1, 0x04, 2, 0x2)
+    t.eq(qt.rd(bar + 0x14, 1), 0, "reset: device status 0")
+    t.eq(qt.rd(bar + 0x1C, 2), 0, "reset: queue 0 disabled")
+
+
 def main():
     if not os.path.exists(os.environ.get("KESTREL", "")):
         print("1..0 # SKIP kestrel not built")
@@ -224,8 +243,9 @@ def main():
         rng_msix(qt)
         console(qt, con)
         t.ok(vm.alive(), "the VM is still running")
-        qt.close()
         q = vm.qmp()
+        machine_reset(qt, q)
+        qt.close()
         q.cmd("quit")
         t.eq(vm.wait(10), 0, "VM exits 0 on quit")
     finally:
