@@ -173,7 +173,7 @@ fi
 
 t0=$SECONDS
 timeout -k 10 "$limit" "$QEMU" "${qemu_args[@]}" -serial stdio </dev/null 2>"$log.err" |
-	tr -d '\r' >"$log"
+	stdbuf -oL tr -d '\r' >"$log" # line-buffered: the log can be followed live
 qrc=${PIPESTATUS[0]}
 secs=$((SECONDS - t0))
 grep -v "doesn't support requested feature" "$log.err" >"$log.err.tmp"
