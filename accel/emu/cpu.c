@@ -113,9 +113,10 @@ static void invalidate_page(struct emu_cpu *cpu, uint64_t lo)
 		struct emu_block **pp = &cpu->hash[h];
 		while (*pp) {
 			struct emu_block *b = *pp;
-			if (b->rip < lo + 4096 && b->end > lo)
+			if (b->rip < lo + 4096 && b->end > lo) {
+				b->live = 0;
 				*pp = b->next;
-			else
+			} else
 				pp = &b->next;
 		}
 	}
@@ -220,6 +221,8 @@ static struct emu_block *translate(struct emu_cpu *cpu, uint64_t rip)
 	blk->rip = rip;
 	blk->end = addr;
 	blk->n = n;
+	blk->live = 1;
+	blk->succ[0] = blk->succ[1] = NULL;
 	h = block_hash(rip);
 	blk->next = cpu->hash[h];
 	cpu->hash[h] = blk;
@@ -247,6 +250,7 @@ enum emu_stop emu_run(struct emu_cpu *cpu, uint64_t max_insns, uint64_t stop_rip
 
 	cpu->stop = -1;
 	cpu->exit_req = 0;
+	cpu->prev_block = NULL;
 	asm volatile("stmxcsr %0" : "=m"(cpu->host_mxcsr));
 	cpu->mx_loaded = 0;
 	cpu->mx_lazy = 0;
@@ -281,10 +285,26 @@ enum emu_stop emu_run(struct emu_cpu *cpu, uint64_t max_insns, uint64_t stop_rip
 			why = EMU_STOP_RIP;
 			break;
 		}
-		b = lookup(cpu, cpu->rip);
-		if (!b)
-			b = translate(cpu, cpu->rip);
+		b = NULL;
+		struct emu_block *prev = cpu->prev_block;
+		if (prev && cpu->prev_flushes == cpu->flushes) {
+			struct emu_block *s0 = prev->succ[0], *s1 = prev->succ[1];
+			if (s0 && s0->rip == cpu->rip && s0->live)
+				b = s0;
+			else if (s1 && s1->rip == cpu->rip && s1->live)
+				b = s1;
+		}
+		if (!b) {
+			b = lookup(cpu, cpu->rip);
+			if (!b)
+				b = translate(cpu, cpu->rip);
+			/* a translation may have flushed the arena, prev with it */
+			if (prev && cpu->prev_flushes == cpu->flushes)
+				prev->succ[prev->succ[0] && prev->succ[0]->live ? 1 : 0] = b;
+		}
 		blk = b;
+		cpu->prev_block = b;
+		cpu->prev_flushes = cpu->flushes;
 		cpu->budget_end = left <= b->n ? &b->insns[left - 1] : NULL;
 		cpu->exit_req = left < b->n || (stop_rip > b->rip && stop_rip < b->end);
 		cpu->exit_insn = NULL;

@@ -109,7 +109,11 @@ struct emu_block {
 	uint64_t rip; /* first instruction */
 	uint64_t end; /* first byte after the last instruction */
 	struct emu_block *next;
-	uint32_t n; /* instructions, not counting the terminating sentinel */
+	/* Blocks that followed this one before (block chaining: the run loop tries these
+	 * before the hash table). Only used while both are live. */
+	struct emu_block *succ[2];
+	uint32_t n;    /* instructions, not counting the terminating sentinel */
+	uint32_t live; /* cleared when its page was written */
 	struct insn insns[];
 };
 
@@ -192,7 +196,9 @@ struct emu_cpu {
 	uint8_t *arena;
 	size_t arena_used;
 	uint64_t flushes;
-	uint64_t invalidations; /* pages whose blocks were dropped after a write */
+	struct emu_block *prev_block; /* the block run last (block chaining) */
+	uint64_t prev_flushes;	      /* cpu->flushes when it ran */
+	uint64_t invalidations;	      /* pages whose blocks were dropped after a write */
 };
 
 /* --- memory (cpu.c) --- */
