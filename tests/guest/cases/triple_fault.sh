@@ -1,0 +1,43 @@
+#!/bin/sh
+# A guest triple fault: with --no-reboot Kestrel exits 0 and says the guest triple-faulted;
+# without it, the VM is reset and the kernel boots again (its line appears more than once).
+# The kernel is tests/guest/multiboot/triple.asm, assembled on the build host.
+. "$KT_LIB"
+case "$1" in
+setup)
+	nasm -f elf32 -o "$KT_ART/triple.o" "$KT_ROOT/tests/guest/multiboot/triple.asm" &&
+		ld -m elf_i386 --no-warn-rwx-segments -T "$KT_ROOT/tests/guest/multiboot/link.ld" \
+			-o "$KT_ART/triple.elf" "$KT_ART/triple.o"
+	exit
+	;;
+run) ;;
+*) exit 0 ;;
+esac
+elf=$KT_ART/triple.elf
+if [ ! -f "$elf" ]; then
+	kt_fail "triple-fault: $elf was not built (nasm/ld in the case's setup failed)"
+	exit 0
+fi
+log=$KT_OUT/triple-noreboot.log
+kt_vm "$log" kestrel run --kernel "$elf" --mem 32M --no-reboot --console stdio
+if kt_ran "triple-fault --no-reboot" "$log"; then
+	if grep -q "triple-faulted" "$log.err"; then
+		kt_ok "triple-fault --no-reboot: says the guest triple-faulted"
+	else
+		kt_fail "triple-fault --no-reboot: no message on stderr ($(head -c 200 "$log.err"))"
+	fi
+	kt_expect "triple-fault --no-reboot: one boot" "$(grep -c KESTREL-TRIPLE "$log")" 1
+fi
+# Without --no-reboot every boot ends in a reset: stop it after a few seconds.
+log=$KT_OUT/triple-reset.log
+_limit=$KT_TIMEOUT
+KT_TIMEOUT=5
+kt_vm "$log" kestrel run --kernel "$elf" --mem 32M --console stdio
+KT_TIMEOUT=$_limit
+boots=$(grep -c KESTREL-TRIPLE "$log")
+if [ "$boots" -ge 2 ]; then
+	kt_ok "triple-fault: the VM was reset and booted again ($boots boots in 5 s)"
+else
+	kt_fail "triple-fault: $boots boot(s) in 5 s, want a reset and a second boot"
+	kt_show "$log"
+fi
