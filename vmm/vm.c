@@ -219,7 +219,7 @@ void vm_pause(struct vm *vm)
 	}
 	pthread_mutex_unlock(&vm->run_lock);
 	vclock_pause(&vm->clock);
-	if (vm->accel.ops->clock_pause)
+	if (vm->accel.ops && vm->accel.ops->clock_pause)
 		vm->accel.ops->clock_pause(&vm->accel);
 	vm->state = VM_STATE_PAUSED;
 }
@@ -229,7 +229,7 @@ void vm_resume(struct vm *vm)
 	if (vm->state != VM_STATE_PAUSED)
 		return;
 	vclock_resume(&vm->clock);
-	if (vm->accel.ops->clock_resume)
+	if (vm->accel.ops && vm->accel.ops->clock_resume)
 		vm->accel.ops->clock_resume(&vm->accel);
 	pthread_mutex_lock(&vm->run_lock);
 	atomic_store(&vm->pause_vcpus, false);
