@@ -311,9 +311,11 @@ static int vm_reset(struct vm *vm)
 	stop_vcpus(vm);
 	/* Only now: a second vCPU may have posted a request while the first was handled. */
 	atomic_store(&vm->request, VM_REQ_NONE);
+	/* Devices first, while the old VM still takes their interrupts: their reset quiesces
+	 * the iothreads, which must not signal into an accelerator being torn down. */
+	pc_machine_reset(vm);
 	accel_teardown(vm);
 	zero_ram(vm);
-	pc_machine_reset(vm);
 	vm->reset_count++;
 	struct boot_cpu_state st;
 	bool qtest = vm->cfg.accel == ACCEL_QTEST; /* no kernel, no CPU state */

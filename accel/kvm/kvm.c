@@ -243,4 +243,7 @@ const struct accel_ops kvm_accel_ops = {
     .clock_pause = kvm_clock_pause,
     .clock_resume = kvm_clock_resume,
     .ioeventfd_set = kvm_ioeventfd_set,
+    .irqfd_set = kvm_irqfd_set,
+    .msi_route_set = kvm_msi_route_set,
+    .msi_route_free = kvm_msi_route_free,
 };
