@@ -20,36 +20,11 @@
 
 #define LOG_SUBSYS "qcow2"
 #include "util/log.h"
+#include "util/endian.h"
 #include "block/qcow2.h"
 
 #define DEFAULT_L2_CACHE_BYTES (1u << 20)
 #define RB_CACHE_ENTRIES       8
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, 8);
-}
 
 static uint64_t round_up(uint64_t v, uint64_t a)
 {
@@ -93,26 +68,26 @@ int qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_size, struc
 			      path, (unsigned long long)file_size);
 		return -EINVAL;
 	}
-	if (rd32(buf) != QCOW2_MAGIC) {
+	if (be32_load(buf) != QCOW2_MAGIC) {
 		blk_set_error("%s: not a qcow2 image (bad magic)", path);
 		return -EINVAL;
 	}
-	h->version = rd32(buf + 4);
+	h->version = be32_load(buf + 4);
 	if (h->version != 2 && h->version != 3) {
 		blk_set_error("%s: unsupported qcow2 version %u", path, h->version);
 		return -ENOTSUP;
 	}
-	h->backing_offset = rd64(buf + 8);
-	h->backing_size = rd32(buf + 16);
-	h->cluster_bits = rd32(buf + 20);
-	h->size = rd64(buf + 24);
-	h->crypt_method = rd32(buf + 32);
-	h->l1_size = rd32(buf + 36);
-	h->l1_offset = rd64(buf + 40);
-	h->reftable_offset = rd64(buf + 48);
-	h->reftable_clusters = rd32(buf + 56);
-	h->nb_snapshots = rd32(buf + 60);
-	h->snapshots_offset = rd64(buf + 64);
+	h->backing_offset = be64_load(buf + 8);
+	h->backing_size = be32_load(buf + 16);
+	h->cluster_bits = be32_load(buf + 20);
+	h->size = be64_load(buf + 24);
+	h->crypt_method = be32_load(buf + 32);
+	h->l1_size = be32_load(buf + 36);
+	h->l1_offset = be64_load(buf + 40);
+	h->reftable_offset = be64_load(buf + 48);
+	h->reftable_clusters = be32_load(buf + 56);
+	h->nb_snapshots = be32_load(buf + 60);
+	h->snapshots_offset = be64_load(buf + 64);
 	h->refcount_order = 4;
 	h->header_length = QCOW2_HDR_V2_LENGTH;
 	if (h->version == 3) {
@@ -120,11 +95,11 @@ int qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_size, struc
 			blk_set_error("%s: truncated image: version 3 header incomplete", path);
 			return -EINVAL;
 		}
-		h->incompat = rd64(buf + 72);
-		h->compat = rd64(buf + 80);
-		h->autoclear = rd64(buf + 88);
-		h->refcount_order = rd32(buf + 96);
-		h->header_length = rd32(buf + 100);
+		h->incompat = be64_load(buf + 72);
+		h->compat = be64_load(buf + 80);
+		h->autoclear = be64_load(buf + 88);
+		h->refcount_order = be32_load(buf + 96);
+		h->header_length = be32_load(buf + 100);
 		if (h->header_length < QCOW2_HDR_V3_MIN_LENGTH) {
 			blk_set_error("%s: header length %u is too small", path, h->header_length);
 			return -EINVAL;
@@ -270,8 +245,8 @@ static int read_extensions(struct qcow2 *s, const uint8_t *hdr, const char *path
 	if (s->h.version == 2)
 		off = QCOW2_HDR_V2_LENGTH;
 	while (off + 8 <= end) {
-		uint32_t type = rd32(hdr + off);
-		uint32_t len = rd32(hdr + off + 4);
+		uint32_t type = be32_load(hdr + off);
+		uint32_t len = be32_load(hdr + off + 4);
 		off += 8;
 		if (type == QCOW2_EXT_END)
 			break;
@@ -319,26 +294,26 @@ static int build_header(struct qcow2 *s, uint8_t *buf)
 	struct qcow2_header *h = &s->h;
 	uint32_t cs = s->cluster_size;
 	memset(buf, 0, cs);
-	wr32(buf, QCOW2_MAGIC);
-	wr32(buf + 4, h->version);
-	wr32(buf + 20, h->cluster_bits);
-	wr64(buf + 24, h->size);
-	wr32(buf + 32, 0);
-	wr32(buf + 36, h->l1_size);
-	wr64(buf + 40, h->l1_offset);
-	wr64(buf + 48, h->reftable_offset);
-	wr32(buf + 56, h->reftable_clusters);
-	wr32(buf + 60, h->nb_snapshots);
-	wr64(buf + 64, h->snapshots_offset);
+	be32_store(buf, QCOW2_MAGIC);
+	be32_store(buf + 4, h->version);
+	be32_store(buf + 20, h->cluster_bits);
+	be64_store(buf + 24, h->size);
+	be32_store(buf + 32, 0);
+	be32_store(buf + 36, h->l1_size);
+	be64_store(buf + 40, h->l1_offset);
+	be64_store(buf + 48, h->reftable_offset);
+	be32_store(buf + 56, h->reftable_clusters);
+	be32_store(buf + 60, h->nb_snapshots);
+	be64_store(buf + 64, h->snapshots_offset);
 	uint64_t off = QCOW2_HDR_V2_LENGTH;
 	if (h->version == 3) {
 		if (h->header_length < QCOW2_HDR_V3_LENGTH)
 			h->header_length = QCOW2_HDR_V3_LENGTH;
-		wr64(buf + 72, h->incompat);
-		wr64(buf + 80, h->compat);
-		wr64(buf + 88, h->autoclear);
-		wr32(buf + 96, h->refcount_order);
-		wr32(buf + 100, h->header_length);
+		be64_store(buf + 72, h->incompat);
+		be64_store(buf + 80, h->compat);
+		be64_store(buf + 88, h->autoclear);
+		be32_store(buf + 96, h->refcount_order);
+		be32_store(buf + 100, h->header_length);
 		buf[104] = h->compression_type;
 		off = h->header_length;
 	}
@@ -348,16 +323,16 @@ static int build_header(struct qcow2 *s, uint8_t *buf)
 		size_t flen = strlen(s->backing_fmt);
 		if (off + 8 + round_up(flen, 8) > cs)
 			goto err_full;
-		wr32(buf + off, QCOW2_EXT_BACKING_FMT);
-		wr32(buf + off + 4, (uint32_t)flen);
+		be32_store(buf + off, QCOW2_EXT_BACKING_FMT);
+		be32_store(buf + off + 4, (uint32_t)flen);
 		memcpy(buf + off + 8, s->backing_fmt, flen);
 		off += 8 + round_up(flen, 8);
 	}
 	for (int i = 0; i < s->nb_exts; i++) {
 		if (off + 8 + round_up(s->exts[i].len, 8) > cs)
 			goto err_full;
-		wr32(buf + off, s->exts[i].type);
-		wr32(buf + off + 4, s->exts[i].len);
+		be32_store(buf + off, s->exts[i].type);
+		be32_store(buf + off + 4, s->exts[i].len);
 		memcpy(buf + off + 8, s->exts[i].data, s->exts[i].len);
 		off += 8 + round_up(s->exts[i].len, 8);
 	}
@@ -374,8 +349,8 @@ static int build_header(struct qcow2 *s, uint8_t *buf)
 		h->backing_offset = 0;
 		h->backing_size = 0;
 	}
-	wr64(buf + 8, h->backing_offset);
-	wr32(buf + 16, h->backing_size);
+	be64_store(buf + 8, h->backing_offset);
+	be32_store(buf + 16, h->backing_size);
 	return 0;
 err_full:
 	blk_set_error("header extensions and backing file name do not fit in one cluster");
@@ -575,7 +550,7 @@ int qcow2_l2_load(struct qcow2 *s, uint64_t l2_off, int *slot)
 int qcow2_write_l1_entry(struct qcow2 *s, uint32_t idx)
 {
 	uint8_t b[8];
-	wr64(b, s->l1[idx]);
+	be64_store(b, s->l1[idx]);
 	return qcow2_file_write(s, s->h.l1_offset + (uint64_t)idx * 8, b, 8);
 }
 
@@ -1432,15 +1407,15 @@ static int qcow2_resize(struct blk *b, uint64_t new_size)
 			noff = s->h.l1_offset; /* still fits in the clusters it has */
 		if (ret == 0) {
 			for (uint64_t i = 0; i < need; i++)
-				wr64(disk + i * 8, nl1[i]);
+				be64_store(disk + i * 8, nl1[i]);
 			ret = qcow2_file_write(s, noff, disk, round_up(need * 8, cs));
 		}
 		if (ret == 0)
 			ret = qcow2_sync(s);
 		if (ret == 0) {
 			uint8_t f[12];
-			wr32(f, (uint32_t)need);
-			wr64(f + 4, noff);
+			be32_store(f, (uint32_t)need);
+			be64_store(f + 4, noff);
 			ret = qcow2_update_header_field(s, QCOW2_HDR_L1_SIZE, f, 12);
 		}
 		if (ret == 0)
@@ -1462,7 +1437,7 @@ static int qcow2_resize(struct blk *b, uint64_t new_size)
 			goto out;
 	}
 	uint8_t f[8];
-	wr64(f, new_size);
+	be64_store(f, new_size);
 	ret = qcow2_update_header_field(s, QCOW2_HDR_SIZE, f, 8);
 	if (ret == 0)
 		ret = qcow2_sync(s);
@@ -1550,7 +1525,7 @@ static void qcow2_free(struct qcow2 *s)
 
 static bool qcow2_probe(const uint8_t *buf, size_t len)
 {
-	return len >= 8 && rd32(buf) == QCOW2_MAGIC;
+	return len >= 8 && be32_load(buf) == QCOW2_MAGIC;
 }
 
 static int load_tables(struct qcow2 *s, const char *path)
@@ -1775,7 +1750,7 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 				goto err;
 			s->h.incompat &= ~QCOW2_INCOMPAT_DIRTY;
 			uint8_t f[8];
-			wr64(f, s->h.incompat);
+			be64_store(f, s->h.incompat);
 			ret = qcow2_update_header_field(s, QCOW2_HDR_INCOMPAT, f, 8);
 			if (ret == 0)
 				ret = qcow2_sync(s);
@@ -1936,7 +1911,7 @@ static int qcow2_create(const char *path, const struct blk_create_opts *o)
 		goto out;
 	}
 	for (uint64_t i = 0; i < nrb; i++)
-		wr64(buf + rt_off + i * 8, rb_off + i * cs);
+		be64_store(buf + rt_off + i * 8, rb_off + i * cs);
 	s->refcount_bits = (uint32_t)rbits;
 	s->h.refcount_order = (uint32_t)order;
 	for (uint64_t c = 0; c < total; c++)

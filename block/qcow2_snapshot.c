@@ -16,49 +16,11 @@
 
 #define LOG_SUBSYS "qcow2"
 #include "util/log.h"
+#include "util/endian.h"
 #include "block/qcow2.h"
 
 #define SNAP_MAX_EXTRA 1024
 #define SNAP_MAX_TABLE (64u << 20)
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-
-static uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return be16toh(v);
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, 8);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	v = htobe16(v);
-	memcpy(p, &v, 2);
-}
 
 void qcow2_free_snapshots(struct qcow2 *s)
 {
@@ -95,14 +57,14 @@ int qcow2_read_snapshots(struct qcow2 *s)
 			return ret;
 		struct qcow2_snapshot *sn = &s->snaps[i];
 		s->nb_snaps = i + 1;
-		sn->l1_offset = rd64(f);
-		sn->l1_size = rd32(f + 8);
-		uint16_t id_len = rd16(f + 12), name_len = rd16(f + 14);
-		sn->date_sec = rd32(f + 16);
-		sn->date_nsec = rd32(f + 20);
-		sn->vm_clock_nsec = rd64(f + 24);
-		sn->vm_state_size = rd32(f + 32);
-		sn->extra_size = rd32(f + 36);
+		sn->l1_offset = be64_load(f);
+		sn->l1_size = be32_load(f + 8);
+		uint16_t id_len = be16_load(f + 12), name_len = be16_load(f + 14);
+		sn->date_sec = be32_load(f + 16);
+		sn->date_nsec = be32_load(f + 20);
+		sn->vm_clock_nsec = be64_load(f + 24);
+		sn->vm_state_size = be32_load(f + 32);
+		sn->extra_size = be32_load(f + 36);
 		sn->disk_size = s->h.size;
 		if (sn->extra_size > SNAP_MAX_EXTRA) {
 			blk_set_error("%s: snapshot %u has %u bytes of extra data (too many)", path,
@@ -138,9 +100,9 @@ int qcow2_read_snapshots(struct qcow2 *s)
 		if (ret < 0)
 			return ret;
 		if (sn->extra_size >= 16)
-			sn->disk_size = rd64(sn->extra + 8);
+			sn->disk_size = be64_load(sn->extra + 8);
 		if (sn->extra_size >= 24)
-			sn->icount = rd64(sn->extra + 16);
+			sn->icount = be64_load(sn->extra + 16);
 		off += var;
 		off = (off + 7) & ~7ull;
 	}
@@ -171,7 +133,7 @@ int qcow2_snapshot_list(struct blk *b, struct blk_snapshot_info **list)
 		snprintf(o->name, sizeof(o->name), "%s", sn->name);
 		o->vm_state_size = sn->vm_state_size;
 		if (sn->extra_size >= 8)
-			o->vm_state_size = rd64(sn->extra);
+			o->vm_state_size = be64_load(sn->extra);
 		o->date_sec = sn->date_sec;
 		o->date_nsec = sn->date_nsec;
 		o->vm_clock_nsec = sn->vm_clock_nsec;
@@ -271,7 +233,7 @@ static int write_active_l1(struct qcow2 *s)
 	if (!buf)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < s->l1_size; i++)
-		wr64(buf + (size_t)i * 8, s->l1[i]);
+		be64_store(buf + (size_t)i * 8, s->l1[i]);
 	int ret = qcow2_file_write(s, s->h.l1_offset, buf, bytes);
 	free(buf);
 	(void)cs;
@@ -296,15 +258,15 @@ static int write_snapshot_table(struct qcow2 *s, struct qcow2_snapshot *snaps, u
 		struct qcow2_snapshot *sn = &snaps[i];
 		uint8_t *p = buf + off;
 		size_t il = strlen(sn->id), nl = strlen(sn->name);
-		wr64(p, sn->l1_offset);
-		wr32(p + 8, sn->l1_size);
-		wr16(p + 12, (uint16_t)il);
-		wr16(p + 14, (uint16_t)nl);
-		wr32(p + 16, sn->date_sec);
-		wr32(p + 20, sn->date_nsec);
-		wr64(p + 24, sn->vm_clock_nsec);
-		wr32(p + 32, sn->vm_state_size);
-		wr32(p + 36, sn->extra_size);
+		be64_store(p, sn->l1_offset);
+		be32_store(p + 8, sn->l1_size);
+		be16_store(p + 12, (uint16_t)il);
+		be16_store(p + 14, (uint16_t)nl);
+		be32_store(p + 16, sn->date_sec);
+		be32_store(p + 20, sn->date_nsec);
+		be64_store(p + 24, sn->vm_clock_nsec);
+		be32_store(p + 32, sn->vm_state_size);
+		be32_store(p + 36, sn->extra_size);
 		memcpy(p + 40, sn->extra, sn->extra_size);
 		memcpy(p + 40 + sn->extra_size, sn->id, il);
 		memcpy(p + 40 + sn->extra_size + il, sn->name, nl);
@@ -323,8 +285,8 @@ static int write_snapshot_table(struct qcow2 *s, struct qcow2_snapshot *snaps, u
 	if (ret < 0)
 		return ret;
 	uint8_t f[12];
-	wr32(f, n);
-	wr64(f + 4, new_off);
+	be32_store(f, n);
+	be64_store(f + 4, new_off);
 	ret = qcow2_update_header_field(s, QCOW2_HDR_NB_SNAPSHOTS, f, 12);
 	if (ret == 0)
 		ret = qcow2_sync(s);
@@ -426,7 +388,7 @@ int qcow2_snapshot_create(struct blk *b, const char *name)
 			goto out;
 		}
 		for (uint32_t i = 0; i < s->l1_size; i++)
-			wr64(buf + (size_t)i * 8, s->l1[i]);
+			be64_store(buf + (size_t)i * 8, s->l1[i]);
 		ret = qcow2_alloc_clusters(s, (l1_bytes + cs - 1) / cs, &l1_off);
 		if (ret == 0)
 			ret = qcow2_file_write(s, l1_off, buf, l1_bytes);
@@ -473,7 +435,7 @@ int qcow2_snapshot_create(struct blk *b, const char *name)
 		ret = -ENOMEM;
 		goto out;
 	}
-	wr64(sn->extra + 8, b->size);
+	be64_store(sn->extra + 8, b->size);
 	ret = write_snapshot_table(s, n, s->nb_snaps + 1);
 	if (ret < 0) {
 		free(sn->id);
@@ -540,13 +502,13 @@ int qcow2_snapshot_apply(struct blk *b, const char *name)
 	ret = write_active_l1(s);
 	if (ret == 0 && new_size != s->h.l1_size) {
 		uint8_t f[4];
-		wr32(f, new_size);
+		be32_store(f, new_size);
 		ret = qcow2_update_header_field(s, QCOW2_HDR_L1_SIZE, f, 4);
 		s->h.l1_size = new_size;
 	}
 	if (ret == 0 && sn->disk_size != b->size) {
 		uint8_t f[8];
-		wr64(f, sn->disk_size);
+		be64_store(f, sn->disk_size);
 		ret = qcow2_update_header_field(s, QCOW2_HDR_SIZE, f, 8);
 		if (ret == 0) {
 			b->size = sn->disk_size;

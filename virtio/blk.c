@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/endian.h"
 #include "virtio/blk.h"
 
 #define SECTOR_SHIFT	9
@@ -17,24 +18,6 @@
 #define SEG_LEN		16 /* discard / write-zeroes segment */
 #define MAX_DWZ_SECTORS (1u << 22)
 #define MAX_REQ_BYTES	(1u << 30) /* data bytes in one read or write request */
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (unsigned i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (unsigned i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* Bytes [off, off+len) of the chain's data (out or in side), as host segments; calls fn per
  * piece and stops at its first error. */
@@ -276,16 +259,16 @@ static void build_config(struct virtio_blk *vb, unsigned nq)
 {
 	uint8_t *c = vb->config;
 	memset(c, 0, sizeof(vb->config));
-	put_le64(c + 0, vb->sectors);
-	put_le32(c + 12, VQ_MAX_SEGS - 2); /* seg_max: header and status take two */
-	put_le32(c + 20, 512);		   /* blk_size */
-	put_le16(c + 34, (uint16_t)nq);
-	put_le32(c + 36, MAX_DWZ_SECTORS); /* max_discard_sectors */
-	put_le32(c + 40, 1);		   /* max_discard_seg */
-	put_le32(c + 44, 1);		   /* discard_sector_alignment */
-	put_le32(c + 48, MAX_DWZ_SECTORS); /* max_write_zeroes_sectors */
-	put_le32(c + 52, 1);		   /* max_write_zeroes_seg */
-	c[56] = vb->discard;		   /* write_zeroes_may_unmap */
+	le64_store(c + 0, vb->sectors);
+	le32_store(c + 12, VQ_MAX_SEGS - 2); /* seg_max: header and status take two */
+	le32_store(c + 20, 512);	     /* blk_size */
+	le16_store(c + 34, (uint16_t)nq);
+	le32_store(c + 36, MAX_DWZ_SECTORS); /* max_discard_sectors */
+	le32_store(c + 40, 1);		     /* max_discard_seg */
+	le32_store(c + 44, 1);		     /* discard_sector_alignment */
+	le32_store(c + 48, MAX_DWZ_SECTORS); /* max_write_zeroes_sectors */
+	le32_store(c + 52, 1);		     /* max_write_zeroes_seg */
+	c[56] = vb->discard;		     /* write_zeroes_may_unmap */
 }
 
 int virtio_blk_init(struct virtio_blk *vb, const struct virtio_blk_opts *o, unsigned index,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "util/endian.h"
 #include "util/log.h"
 #include "vmm/boot.h"
 
@@ -15,19 +16,10 @@
 #define DEFAULT_LOAD_ADDR   0x1000000ULL
 #define LOADER_TYPE_UNKNOWN 0xff
 
-static uint32_t le32(const uint8_t *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t le16(const uint8_t *p)
-{
-	return p[0] | p[1] << 8;
-}
-
 bool bzimage_probe(const uint8_t *k, size_t size)
 {
-	return size >= 0x264 && le16(k + 0x1fe) == 0xaa55 && le32(k + 0x202) == HDRS_MAGIC;
+	return size >= 0x264 && le16_load(k + 0x1fe) == 0xaa55 &&
+	       le32_load(k + 0x202) == HDRS_MAGIC;
 }
 
 int boot_linux(const struct guest_mem *gm, const struct boot_config *cfg,
