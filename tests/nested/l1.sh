@@ -6,7 +6,10 @@
 #     -q            carry QEMU (binary, libraries, firmware) into L1 even if no case asks
 #                   (a case asks with a "# kt-needs: qemu" line)
 #     -i SCRIPT     interactive: no cases; L1 runs SCRIPT (sh) with the console as its terminal
-#     -t SECONDS    time limit for the whole L1 run (default $KT_L1_LIMIT, else 120 + 400 per case)
+#     -t SECONDS    time limit for the whole L1 run (default $KT_L1_LIMIT, else 120 + 400 per case);
+#                   a backstop: l1-init kills a case after $KT_CASE_LIMIT s (default 600, or the
+#                   case's "# kt-limit: N" line), and a console silent for $KT_L1_SILENCE s (300;
+#                   L1 prints a heartbeat every 30 s) means L1 hung and is stopped
 #     -n NAME       run name: files go to $KESTREL_BUILD/nested/NAME/ (default "l1"); runs with
 #                   the same name wait for each other, runs with different names do not collide
 #
@@ -117,7 +120,7 @@ envfile=$RUN/l1-env
 	echo "export KT_QEMU=/usr/bin/qemu-system-x86_64 KT_IN_L1=1"
 	echo "export KT_TIMEOUT=${KT_TIMEOUT:-180}"
 	echo "export KT_QEMU_ARGS='-accel kvm -M pc -nodefaults -no-user-config -display none -serial stdio'"
-	for v in KESTREL_LONG KT_REFERENCE KT_FULL_REFERENCE ${KT_PASS_ENV:-}; do
+	for v in KESTREL_LONG KT_REFERENCE KT_FULL_REFERENCE KT_CASE_LIMIT ${KT_PASS_ENV:-}; do
 		[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
 	done
 } >"$envfile.new"
@@ -171,11 +174,34 @@ if [ -n "$interactive" ]; then
 	exit $?
 fi
 
+# L1's init prints a heartbeat every 30 s: when the console stays silent for $KT_L1_SILENCE
+# seconds, L1's kernel is wedged (not just a slow case, which l1-init's own watchdog handles),
+# and waiting for the overall limit would only burn the CI budget.
+silence=${KT_L1_SILENCE:-300}
+watch_l1() {
+	local last=-1 quiet=0 size
+	while sleep 10; do
+		size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+		if [ "$size" = "$last" ]; then quiet=$((quiet + 10)); else quiet=0 last=$size; fi
+		if [ $quiet -ge "$silence" ]; then
+			echo "$quiet" >"$RUN/l1-silent"
+			kill "$(cat "$RUN/qemu.pid")" 2>/dev/null
+			return
+		fi
+	done
+}
+rm -f "$RUN/l1-silent" "$RUN/qemu.pid"
+: >"$log"
+watch_l1 &
+watcher=$!
 t0=$SECONDS
-timeout -k 10 "$limit" "$QEMU" "${qemu_args[@]}" -serial stdio </dev/null 2>"$log.err" |
+timeout -k 10 "$limit" "$QEMU" "${qemu_args[@]}" -pidfile "$RUN/qemu.pid" -serial stdio \
+	</dev/null 2>"$log.err" |
 	stdbuf -oL tr -d '\r' >"$log" # line-buffered: the log can be followed live
 qrc=${PIPESTATUS[0]}
 secs=$((SECONDS - t0))
+kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
 grep -v "doesn't support requested feature" "$log.err" >"$log.err.tmp"
 mv "$log.err.tmp" "$log.err"
 
@@ -208,7 +234,9 @@ elif grep -aq '^KT-L1-NOKVM' "$log"; then
 	sed -n 's/^KT-L1-LOG //p' "$log" | diag
 else
 	last=$(sed -n 's/^KT-L1-CASE //p' "$log" | tail -n 1)
-	if [ "$secs" -ge "$limit" ]; then
+	if [ -f "$RUN/l1-silent" ]; then
+		fail "L1 went silent (no heartbeat for $(cat "$RUN/l1-silent")s; its kernel hung) after ${secs}s, in case '$last'"
+	elif [ "$secs" -ge "$limit" ]; then
 		fail "timed out after ${limit}s, while running case '$last'"
 	else
 		fail "L1 stopped after ${secs}s (qemu status $qrc) before its end marker, in case '$last'"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# kt-limit: 900
 # virtio acceptance (guest side in tests/guest/guest-scripts/virtio*.sh), two boots:
 #  1. 4 vCPUs, MSI-X: an ext4 disk (the guest writes files; the host checks them with debugfs
 #     in tests/virtio/test_virtio_guest.sh from the image this case sends back), a raw scratch
