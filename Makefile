@@ -20,7 +20,7 @@ CC      ?= gcc
 VERSION := 0.1.0
 
 LAYERS  := util core accel hw virtio block net vmm cmd
-PKGS    := json-c liburing libseccomp zlib libzstd
+PKGS    := json-c liburing libseccomp zlib libzstd slirp
 
 CFLAGS_BASE := -std=gnu11 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \

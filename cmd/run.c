@@ -47,6 +47,14 @@ static void run_usage(FILE *out)
 	    "                         a virtio-blk disk (repeat for more, up to 8)\n"
 	    "  --rng                  a virtio-rng device (the guest's /dev/hwrng)\n"
 	    "  --serial-virtio        a virtio-console: the guest's hvc0 writes to the console\n"
+	    "  --net user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...\n"
+	    "        [,net=10.0.2.0/24][,mac=52:54:00:12:34:56]\n"
+	    "                         a virtio-net NIC on user-mode networking (libslirp):\n"
+	    "                         DHCP gives the guest .15, the host is .2, DNS .3; hostfwd\n"
+	    "                         listens on all host addresses unless HOSTADDR is given\n"
+	    "  --net tap,ifname=NAME[,mac=...]\n"
+	    "                         a virtio-net NIC on a host tap device (with offloads)\n"
+	    "                         (repeat --net for more NICs, up to 4)\n"
 	    "  -d guest-errors        log guest errors (devices programmed wrongly)\n"
 	    "  -v, --verbose          more log output (repeat for debug)\n"
 	    "  -h, --help             this help\n"
@@ -81,6 +89,7 @@ enum {
 	OPT_DISK,
 	OPT_RNG,
 	OPT_SERIAL_VIRTIO,
+	OPT_NET,
 };
 
 static const struct option run_options[] = {
@@ -103,6 +112,7 @@ static const struct option run_options[] = {
     {"drive", required_argument, NULL, OPT_DISK},
     {"rng", no_argument, NULL, OPT_RNG},
     {"serial-virtio", no_argument, NULL, OPT_SERIAL_VIRTIO},
+    {"net", required_argument, NULL, OPT_NET},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -212,6 +222,17 @@ static int parse_disk(char *arg, struct vm_config *cfg)
 	return 0;
 }
 
+static int parse_net(const char *arg, struct vm_config *cfg)
+{
+	if (cfg->nr_nets >= VM_MAX_NICS)
+		return bad_option("--net: at most %d NICs", VM_MAX_NICS);
+	struct error err = {0};
+	if (net_opts_parse(arg, &cfg->nets[cfg->nr_nets], &err))
+		return bad_option("%s", err.msg);
+	cfg->nr_nets++;
+	return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg = {
@@ -273,6 +294,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_SERIAL_VIRTIO:
 			cfg.serial_virtio = true;
+			break;
+		case OPT_NET:
+			bad = parse_net(optarg, &cfg);
 			break;
 		case 'd':
 			if (strcmp(optarg, "guest-errors"))

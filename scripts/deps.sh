@@ -4,7 +4,8 @@
 set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
-libjson-c-dev libcmocka-dev liburing-dev libslirp-dev libseccomp-dev zlib1g-dev libzstd-dev
+libjson-c-dev libcmocka-dev liburing-dev libslirp-dev libglib2.0-dev libseccomp-dev zlib1g-dev
+libzstd-dev
 nasm cpio xz-utils zstd e2fsprogs busybox-static
 qemu-system-x86 qemu-utils python3 curl acpica-tools dmidecode"
 

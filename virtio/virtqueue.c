@@ -210,18 +210,38 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 	return 1;
 }
 
-int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
+int vq_fill(struct virtqueue *vq, unsigned i, uint16_t head, uint32_t len)
 {
 	uint8_t *u = used_ring(vq);
-	if (!vq->enabled || !u)
+	if (!vq->enabled || !u || i >= vq->size)
 		return -EINVAL;
-	uint8_t *ent = u + 4 + 8u * (vq->used_idx % vq->size);
+	uint8_t *ent = u + 4 + 8u * ((uint16_t)(vq->used_idx + i) % vq->size);
 	uint32_t id = head;
 	memcpy(ent, &id, 4);
 	memcpy(ent + 4, &len, 4);
-	vq->used_idx++;
-	__atomic_store_n((uint16_t *)(u + 2), vq->used_idx, __ATOMIC_RELEASE);
 	return 0;
+}
+
+void vq_flush(struct virtqueue *vq, unsigned n)
+{
+	uint8_t *u = used_ring(vq);
+	if (!vq->enabled || !u)
+		return;
+	vq->used_idx = (uint16_t)(vq->used_idx + n);
+	__atomic_store_n((uint16_t *)(u + 2), vq->used_idx, __ATOMIC_RELEASE);
+}
+
+int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
+{
+	int ret = vq_fill(vq, 0, head, len);
+	if (!ret)
+		vq_flush(vq, 1);
+	return ret;
+}
+
+void vq_unpop(struct virtqueue *vq, unsigned n)
+{
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
 }
 
 bool vq_should_notify(struct virtqueue *vq)

@@ -88,6 +88,31 @@ static int pc_ioeventfd(void *opaque, uint64_t addr, unsigned len, int fd, bool 
 	return ops->ioeventfd_set(&vm->accel, &ev, assign);
 }
 
+/* A virtio-net NIC with the backend --net asked for; its network thread starts here. */
+static int pc_nic(struct vm *vm, unsigned i, unsigned slot, uint64_t *next, struct error *err)
+{
+	const struct net_opts *o = &vm->cfg.nets[i];
+	struct net_backend *nb;
+	int ret = net_backend_create(&nb, o, i, err);
+	if (ret)
+		return ret;
+	vm->net[i] = calloc(1, sizeof(*vm->net[i]));
+	if (!vm->net[i]) {
+		net_backend_destroy(nb);
+		return error_set(err, -ENOMEM, "out of memory");
+	}
+	ret = virtio_net_init(vm->net[i], nb, o->has_mac ? o->mac : NULL, i, &vm->mem, err);
+	if (ret) {
+		free(vm->net[i]);
+		vm->net[i] = NULL;
+		return ret;
+	}
+	ret = pci_host_add(&vm->pci, &vm->net[i]->vp.pci, slot, next);
+	if (ret)
+		return error_set(err, ret, "cannot plug virtio-net%u", i);
+	return net_backend_start(vm->net[i]->nb, err);
+}
+
 /* PCI host and the virtio devices, one slot each from 1 on. */
 static int pc_pci(struct vm *vm, struct error *err)
 {
@@ -126,6 +151,11 @@ static int pc_pci(struct vm *vm, struct error *err)
 		if (!vm->vcon || virtio_console_init(vm->vcon, &vm->mem, pc_hvc_write, vm) ||
 		    pci_host_add(&vm->pci, &vm->vcon->vp.pci, slot++, &next))
 			return error_set(err, -ENOMEM, "cannot create virtio-console");
+	}
+	for (unsigned i = 0; i < vm->cfg.nr_nets; i++) {
+		ret = pc_nic(vm, i, slot++, &next, err);
+		if (ret)
+			return ret;
 	}
 	if (next > PC_PCI_MMIO_BASE + PC_PCI_MMIO_SIZE)
 		return error_set(err, -ENOSPC, "too many PCI devices for the PCI hole");
@@ -192,11 +222,21 @@ void pc_machine_reset(struct vm *vm)
 		virtio_pci_reset(&vm->rng->vp);
 	if (vm->vcon)
 		virtio_pci_reset(&vm->vcon->vp);
+	for (unsigned i = 0; i < VM_MAX_NICS; i++)
+		if (vm->net[i])
+			virtio_pci_reset(&vm->net[i]->vp);
 	pci_host_reset(&vm->pci);
 }
 
 void pc_machine_destroy(struct vm *vm)
 {
+	for (unsigned i = 0; i < VM_MAX_NICS; i++) {
+		if (vm->net[i]) {
+			virtio_net_destroy(vm->net[i]);
+			free(vm->net[i]);
+			vm->net[i] = NULL;
+		}
+	}
 	for (unsigned i = 0; i < VM_MAX_DISKS; i++) {
 		if (vm->blk[i]) {
 			virtio_blk_destroy(vm->blk[i]);

@@ -80,6 +80,14 @@ int vq_enable(struct virtqueue *vq) __attribute__((warn_unused_result));
 int vq_pop(struct virtqueue *vq, struct vq_elem *e) __attribute__((warn_unused_result));
 /* Return a chain with `len` bytes written into its device-writable buffers. */
 int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
+/* The same in two steps, for a device that returns several chains at once (virtio-net's
+ * mergeable receive buffers: the driver must see all buffers of a packet together):
+ * vq_fill() writes used entry `i` after the last published one, vq_flush() publishes n. */
+int vq_fill(struct virtqueue *vq, unsigned i, uint16_t head, uint32_t len);
+void vq_flush(struct virtqueue *vq, unsigned n);
+/* Hand the last n chains vq_pop() returned back to the available ring, unused (the device
+ * found it cannot finish with them yet; the next vq_pop() returns them again). */
+void vq_unpop(struct virtqueue *vq, unsigned n);
 /* Whether the driver wants an interrupt for what was pushed since the last one. */
 bool vq_should_notify(struct virtqueue *vq);
 /* Whether entries are waiting (for a device that needs buffers, like a console's RX). */

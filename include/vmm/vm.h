@@ -26,10 +26,12 @@
 #include "hw/serial8250.h"
 #include "vmm/boot.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "vmm/console.h"
 
 #define VM_MAX_VCPUS 256
 #define VM_MAX_DISKS 8
+#define VM_MAX_NICS  VIRTIO_NET_MAX_NICS
 
 struct qmp_server;
 struct qtest;
@@ -51,6 +53,8 @@ struct vm_config {
 	unsigned nr_disks;
 	bool rng;
 	bool serial_virtio; /* virtio-console: the guest's hvc0 writes to the console */
+	struct net_opts nets[VM_MAX_NICS]; /* --net: virtio-net NICs */
+	unsigned nr_nets;
 };
 
 enum vm_request {
@@ -98,6 +102,7 @@ struct vm {
 	struct virtio_blk *blk[VM_MAX_DISKS];
 	struct virtio_rng *rng;
 	struct virtio_console *vcon;
+	struct virtio_net *net[VM_MAX_NICS];
 
 	/* Run control */
 	pthread_mutex_t run_lock;

@@ -68,6 +68,36 @@ expect_error "--cpus above the limit" "--cpus: '300'" run --kernel "$T/random" -
 expect_error "--accel unknown" "unknown accelerator 'xen'" run --kernel "$T/random" --accel xen
 expect_error "--console unknown" "--console: 'tty9'" run --kernel "$T/random" --console tty9
 expect_error "stray argument" "unexpected argument 'extra'" run --kernel "$T/random" extra
+# --net: each mistake is named, before anything is created.
+expect_error "--net without a type" "--net: unknown type 'bogus'" run --kernel "$T/random" --net bogus
+expect_error "--net tap without ifname" "--net tap needs ifname=NAME" run --kernel "$T/random" --net tap
+expect_error "--net hostfwd port out of range" "host port is not a number 1..65535" \
+	run --kernel "$T/random" --net "user,hostfwd=tcp::70000-:22"
+expect_error "--net hostfwd malformed" "hostfwd=tcp:2222:22 is not" \
+	run --kernel "$T/random" --net "user,hostfwd=tcp:2222:22"
+expect_error "--net unknown key" "--net user: unknown option 'speed'" \
+	run --kernel "$T/random" --net "user,speed=10"
+expect_error "--net bad mac" "mac=52:54:00:12:34 is not" run --kernel "$T/random" --net "user,mac=52:54:00:12:34"
+expect_error "--net multicast mac" "is a multicast address" \
+	run --kernel "$T/random" --net "user,mac=01:00:5e:00:00:01"
+expect_error "--net bad network" "net=10.0.2.1/24 has host bits set" \
+	run --kernel "$T/random" --net "user,net=10.0.2.1/24"
+expect_error "five --net" "--net: at most 4 NICs" run --kernel "$T/random" --net user --net user \
+	--net user --net user --net user
+# A hostfwd port another process holds: one line naming the port (qtest: no kernel needed).
+if command -v python3 >/dev/null; then
+	python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True); sys.stdout.close(); time.sleep(20)' >"$T/port" &
+	holder=$!
+	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$T/port" ] && break; sleep 0.2; done
+	port=$(cat "$T/port")
+	expect_error "--net hostfwd on a port in use" "cannot listen on tcp 127.0.0.1:$port for hostfwd" \
+		run --accel qtest --qtest "unix:$T/qtest.sock" --net "user,hostfwd=tcp:127.0.0.1:$port-:80"
+	kill $holder 2>/dev/null
+else
+	tap_skip "--net hostfwd on a port in use" "python3 not installed"
+fi
 
 if [ -f "$KERNEL" ]; then
 	expect_error "missing initrd" "cannot open initrd '$T/nope'" \
