@@ -513,8 +513,11 @@ bool emu_host_has(enum emu_host_feature f)
 	switch (f) {
 	case EMU_HOST_RDRAND:
 	case EMU_HOST_AES:
+	case EMU_HOST_PCLMUL:
 		asm("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
-		return c & (f == EMU_HOST_AES ? 1u << 25 : 1u << 30);
+		return c & (f == EMU_HOST_AES	   ? 1u << 25
+			    : f == EMU_HOST_PCLMUL ? 1u << 1
+						   : 1u << 30);
 	default:
 		a = 7;
 		asm("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
@@ -551,6 +554,7 @@ void emu_cpuid(const struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint3
 			 (1u << 22) | (1u << 23) |			  /* MOVBE, POPCNT */
 			 (emu_host_has(EMU_HOST_RDRAND) ? 1u << 30 : 0) | /* RDRAND */
 			 (emu_host_has(EMU_HOST_AES) ? 1u << 25 : 0) |	  /* AES-NI */
+			 (emu_host_has(EMU_HOST_PCLMUL) ? 1u << 1 : 0) |  /* PCLMULQDQ */
 			 (1u << 31);					  /* hypervisor */
 		out[3] = (1u << 0) | (1u << 3) | (1u << 4) |		  /* FPU PSE TSC */
 			 (1u << 5) | (1u << 6) | (1u << 8) |		  /* MSR PAE CX8 */

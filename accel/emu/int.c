@@ -1986,7 +1986,7 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned r)
 			sel(in, op_cmpxchg8b);
 			return true;
 		}
-		if ((r == 6 || r == 7) && !in->mem && !in->rep &&
+		if ((r == 6 || r == 7) && !in->mem && !in->rep && !lock &&
 		    emu_host_has(r == 6 ? EMU_HOST_RDRAND : EMU_HOST_RDSEED)) {
 			in->op = (uint8_t)(r == 7);
 			sel(in, op_rdrand);

@@ -25,9 +25,25 @@ enum { M128A, M128U, M64, M32, M16, M8 };
 #define SF_MMXPK  0x04 /* MMX pack: both operands in one XMM */
 #define SF_MMXHI  0x08 /* MMX unpack-high: use the high halves */
 #define SF_SRCGPR 0x10 /* source is a general register (cvtsi2ss) */
-#define SF_TINY32 0x20 /* arithmetic with float results: check tininess (see fp_tiny) */
-#define SF_TINY64 0x40 /* the same with double results */
-#define SF_SCALAR 0x80 /* only the low element is computed */
+
+/* in->aux of floating-point arithmetic whose result can overflow or underflow: the
+ * operation, which fp_post() recomputes when OM or UM is clear, and its element format */
+enum {
+	FK_NONE,
+	FK_ADD,
+	FK_SUB,
+	FK_MUL,
+	FK_DIV,
+	FK_ADDSUB, /* even elements subtract, odd ones add */
+	FK_HADD,   /* pairs of adjacent elements, destination's then source's */
+	FK_HSUB,
+	FK_CVT, /* double to float */
+	FK_DPPS,
+	FK_DPPD,
+};
+#define FK_KIND	  0x0f
+#define FK_F64	  0x10 /* double elements (FK_CVT: the source's) */
+#define FK_SCALAR 0x20 /* only the low element */
 
 #define MXCSR_MM 0x20000u
 
@@ -148,10 +164,11 @@ static inline uint32_t fp_leave(struct emu_cpu *cpu)
 	return m & 0x3f;
 }
 
-/* SDM vol. 1 11.5.2: invalid, denormal and divide-by-zero are detected before the result
+/* SDM vol. 1 11.5.2-3: invalid, denormal and divide-by-zero are detected before the result
  * is computed; when one of them is unmasked only those flags are set and the instruction
- * faults. Otherwise an unmasked overflow, underflow or precision fault comes with every
- * flag raised. */
+ * faults. Otherwise the flags of every element are set (for overflow and underflow with
+ * OM or UM clear, fp_post() has made them exact) and an unmasked one faults, the
+ * destination unchanged. */
 static void fp_commit(struct emu_cpu *cpu, const struct insn *in, uint32_t flags)
 {
 	uint32_t unmasked = flags & ~(cpu->mxcsr >> 7) & 0x3f;
@@ -161,10 +178,20 @@ static void fp_commit(struct emu_cpu *cpu, const struct insn *in, uint32_t flags
 	}
 	if (unmasked & 0x07)
 		flags &= 0x07;
-	else if ((unmasked & 0x10) && !(unmasked & 0x08) && (cpu->mxcsr & 0x1000))
-		flags &= ~0x20u; /* as measured: unmasked underflow with PM masked has no PE */
 	cpu->mxcsr |= flags;
 	emu_raise(cpu, in, (cpu->cr4 & 0x400) ? EXC_XM : EXC_UD, 0, false);
+}
+
+static uint32_t fp_post(const struct emu_cpu *cpu, const struct insn *in, uint32_t flags,
+			const v2di *dst, const v2di *src);
+static void fp_dp_commit(struct emu_cpu *cpu, const struct insn *in, const v2di *dst,
+			 const v2di *src);
+
+/* The flags need fp_post(): OM or UM clear, on an operation that can overflow or
+ * underflow. */
+static inline bool fp_post_needed(const struct emu_cpu *cpu, const struct insn *in)
+{
+	return unlikely((cpu->mxcsr & 0xc00) != 0xc00) && in->aux;
 }
 
 /* --- host operations: d = d OP s --- */
@@ -345,28 +372,6 @@ HOSTOP(h_sha1msg2, "sha1msg2")
 HOSTOP(h_sha256msg1, "sha256msg1")
 HOSTOP(h_sha256msg2, "sha256msg2")
 
-/* With underflow unmasked, a tiny result raises UE even when it is exact (SDM vol. 1
- * 11.5.2.4), which the masked host computation does not report: an exact tiny result is
- * a denormal in the destination. */
-static uint32_t fp_tiny(const v2di *d, unsigned flags)
-{
-	union emu_xmm r;
-	unsigned i, n;
-	memcpy(&r, d, 16);
-	if (flags & SF_TINY32) {
-		n = (flags & SF_SCALAR) ? 1 : 4;
-		for (i = 0; i < n; i++)
-			if (!(r.d[i] & 0x7f800000u) && (r.d[i] & 0x7fffffu))
-				return 0x10;
-	} else {
-		n = (flags & SF_SCALAR) ? 1 : 2;
-		for (i = 0; i < n; i++)
-			if (!(r.q[i] & 0x7ff0000000000000ull) && (r.q[i] & 0xfffffffffffffull))
-				return 0x10;
-	}
-	return 0;
-}
-
 /* --- generic two-operand handler --- */
 
 HANDLER(op_sse_bin)
@@ -398,8 +403,8 @@ HANDLER(op_sse_bin)
 		fp_enter(cpu, &saved);
 		fn(&d, &s);
 		fl = fp_leave(cpu);
-		if (unlikely(!(cpu->mxcsr & 0x800)) && (in->op2 & (SF_TINY32 | SF_TINY64)))
-			fl |= fp_tiny(&d, in->op2);
+		if (fp_post_needed(cpu, in))
+			fl = fp_post(cpu, in, fl, xr(cpu, in->reg), &s);
 		fp_commit(cpu, in, fl);
 	} else {
 		fn(&d, &s);
@@ -430,7 +435,10 @@ HANDLER(op_sse_bini)
 		uint32_t saved;
 		fp_enter(cpu, &saved);
 		fn(&d, &s, in->ib);
-		fp_commit(cpu, in, fp_leave(cpu));
+		if (unlikely((cpu->mxcsr & 0x1f80) != 0x1f80) && in->aux)
+			fp_dp_commit(cpu, in, xr(cpu, in->reg), &s); /* DPPS, DPPD */
+		else
+			fp_commit(cpu, in, fp_leave(cpu));
 	} else {
 		fn(&d, &s, in->ib);
 	}
@@ -768,6 +776,260 @@ static void c_dppd(v2di *d, const v2di *s, unsigned imm)
 	for (i = 0; i < 2; i++)
 		r.f64[i] = (imm & (1u << i)) ? sum : 0.0;
 	memcpy(d, &r, 16);
+}
+
+/* --- overflow and underflow with OM or UM clear --- */
+
+/* With OE or UE unmasked the flags depend on the result rounded to the destination's
+ * precision with an unbounded exponent, r (SDM vol. 1 4.9.1.4-6, 11.5.2.4-6; the AMD64 APM
+ * and its formal model, Russinoff's "sse-round", say the same): overflow (|r| above the
+ * largest finite value) sets OE, and PE only when r is inexact; underflow (r non-zero and
+ * below the smallest normal) sets UE whether or not r is exact, and PE when it is not. The
+ * host computed with every exception masked, which sets PE for any overflow and for a
+ * denormalisation loss, and UE only for an inexact tiny result. So the elements are
+ * recomputed here, one operation at a time, by the x87 with precision control set to the
+ * element's precision: its 15-bit exponent holds any sum, product or quotient of doubles,
+ * so it rounds exactly as "with unbounded exponent", and FSW.PE tells whether r is exact. */
+
+#define MX_OE  0x08u
+#define MX_UE  0x10u
+#define MX_PE  0x20u
+#define MX_DAZ 0x40u
+#define MX_OM  0x400u
+#define MX_UM  0x800u
+#define MX_FZ  0x8000u
+
+static uint64_t daz(uint32_t mxcsr, uint64_t v, bool f64)
+{
+	if (!(mxcsr & MX_DAZ))
+		return v;
+	if (f64)
+		return (v & 0x7ff0000000000000ull) ? v : v & (1ull << 63);
+	return (v & 0x7f800000u) ? v : v & 0x80000000u;
+}
+
+/* a OP b (FK_CVT: a alone) rounded by the x87 as described above; *r gets the 80-bit
+ * result, the return value is the x87 status word. */
+static uint16_t x87_round(unsigned op, uint64_t a, uint64_t b, bool f64, unsigned pc, unsigned rc,
+			  uint8_t r[16])
+{
+	uint16_t cw = (uint16_t)(0x7f | (pc << 8) | (rc << 10)), host_cw, sw = 0;
+	uint32_t fa = (uint32_t)a, fb = (uint32_t)b;
+	asm volatile("fnstcw %0\n\tfninit\n\tfldcw %1" : "=m"(host_cw) : "m"(cw));
+#define X87_OP(load, insn, lhs, rhs)                                    \
+	asm volatile(load " %2\n\t" insn " %3\n\tfstpt %0\n\tfnstsw %1" \
+		     : "=m"(*(uint8_t(*)[10])r), "=m"(sw)               \
+		     : "m"(lhs), "m"(rhs))
+	if (op == FK_CVT) {
+		static const uint64_t one = 0x3ff0000000000000ull;
+		X87_OP("fldl", "fmull", a, one);
+	} else if (f64) {
+		switch (op) {
+		case FK_ADD:
+			X87_OP("fldl", "faddl", a, b);
+			break;
+		case FK_SUB:
+			X87_OP("fldl", "fsubl", a, b);
+			break;
+		case FK_MUL:
+			X87_OP("fldl", "fmull", a, b);
+			break;
+		default:
+			X87_OP("fldl", "fdivl", a, b);
+			break;
+		}
+	} else {
+		switch (op) {
+		case FK_ADD:
+			X87_OP("flds", "fadds", fa, fb);
+			break;
+		case FK_SUB:
+			X87_OP("flds", "fsubs", fa, fb);
+			break;
+		case FK_MUL:
+			X87_OP("flds", "fmuls", fa, fb);
+			break;
+		default:
+			X87_OP("flds", "fdivs", fa, fb);
+			break;
+		}
+	}
+#undef X87_OP
+	asm volatile("fninit\n\tfldcw %0" : : "m"(host_cw));
+	return sw;
+}
+
+/* The MXCSR flags one operation of float (f64 false) or double elements raises after the
+ * computation (the operands' own flags, IE/DE/ZE, come from the host). FK_CVT: a is a
+ * double, the result a float. */
+static uint32_t fp_step(uint32_t mxcsr, unsigned op, uint64_t a, uint64_t b, bool f64)
+{
+	bool f64_res = f64 && op != FK_CVT;
+	int emax = f64_res ? 1024 : 128, emin = f64_res ? -1022 : -126;
+	int lsb_min = f64_res ? -1074 : -149;
+	uint8_t r[16] __attribute__((aligned(16)));
+	uint64_t mant;
+	uint16_t se, sw;
+	bool inexact;
+	int e;
+
+	sw = x87_round(op, daz(mxcsr, a, f64), daz(mxcsr, b, f64), f64, f64_res ? 2 : 0,
+		       (mxcsr >> 13) & 3, r);
+	inexact = sw & 0x20;
+	memcpy(&mant, r, 8);
+	memcpy(&se, r + 8, 2);
+	if ((se & 0x7fff) == 0x7fff || !mant)
+		return 0; /* a NaN, an infinity or an exact zero: no post-computation flag */
+	e = (se & 0x7fff) - 16383;
+	if (e >= emax) /* |r| >= 2^emax: above the largest finite value */
+		return MX_OE | ((mxcsr & MX_OM) || inexact ? MX_PE : 0);
+	if (e < emin) {
+		if (!(mxcsr & MX_UM))
+			return MX_UE | (inexact ? MX_PE : 0);
+		/* masked: flushed to zero, or denormalised; UE and PE unless that is exact */
+		if (!(mxcsr & MX_FZ) && !inexact && e - 63 + __builtin_ctzll(mant) >= lsb_min)
+			return 0;
+		return MX_UE | MX_PE;
+	}
+	return inexact ? MX_PE : 0;
+}
+
+static uint64_t elem(const union emu_xmm *x, unsigned i, bool f64)
+{
+	return f64 ? x->q[i] : x->d[i];
+}
+
+static uint32_t f_bits(float f)
+{
+	uint32_t v;
+	memcpy(&v, &f, 4);
+	return v;
+}
+
+static uint64_t d_bits(double f)
+{
+	uint64_t v;
+	memcpy(&v, &f, 8);
+	return v;
+}
+
+/* One multiplication or addition of DPPS/DPPD on the host, alone, with every exception
+ * masked: *res gets its result, the return value its flags, the post-computation ones made
+ * exact by fp_step() when OM or UM is clear. */
+static uint32_t dp_op(uint32_t mxcsr, unsigned op, uint64_t a, uint64_t b, bool f64, uint64_t *res)
+{
+	uint32_t want = (mxcsr & ~0x3fu) | 0x1f80u, m;
+	asm volatile("ldmxcsr %0" : : "m"(want));
+	if (f64) {
+		double x, y;
+		memcpy(&x, &a, 8);
+		memcpy(&y, &b, 8);
+		*res = d_bits(op == FK_MUL ? d_mul(x, y) : d_add(x, y));
+	} else {
+		float x, y;
+		uint32_t xa = (uint32_t)a, xb = (uint32_t)b;
+		memcpy(&x, &xa, 4);
+		memcpy(&y, &xb, 4);
+		*res = f_bits(op == FK_MUL ? f_mul(x, y) : f_add(x, y));
+	}
+	asm volatile("stmxcsr %0" : "=m"(m));
+	m &= 0x3f;
+	if ((mxcsr & (MX_OM | MX_UM)) != (MX_OM | MX_UM))
+		m = (m & 0x07) | fp_step(mxcsr, op, a, b, f64);
+	return m;
+}
+
+/* DPPS/DPPD with an exception unmasked. The instruction runs in stages, the selected
+ * multiplications, then each level of additions, and "exceptions are determined separately
+ * for each add and multiply" (SDM vol. 2, DPPS): as measured, a stage whose operands raise
+ * an unmasked IE/DE ends the instruction with the flags of the stages before and those
+ * operand flags; a stage with an unmasked result exception (OE/UE/PE) ends it with every
+ * flag so far; later stages add nothing. Their operands are the masked results of the stage
+ * before (an overflowed product is an infinity, a tiny one a denormal). */
+static void fp_dp_commit(struct emu_cpu *cpu, const struct insn *in, const v2di *dst,
+			 const v2di *src)
+{
+	uint32_t mx = cpu->mxcsr, unmasked = ~(mx >> 7) & 0x3f, fl = 0, pre = 0, post = 0, f;
+	bool f64 = in->aux & FK_F64;
+	unsigned i, n = f64 ? 2 : 4, imm = in->ib;
+	union emu_xmm a, b;
+	uint64_t t[4];
+
+	memcpy(&a, dst, 16);
+	memcpy(&b, src, 16);
+	for (i = 0; i < n; i++) {
+		t[i] = 0; /* +0.0 */
+		if (imm & (16u << i)) {
+			f = dp_op(mx, FK_MUL, elem(&a, i, f64), elem(&b, i, f64), f64, &t[i]);
+			pre |= f & 0x07;
+			post |= f & 0x38;
+		}
+	}
+	for (;;) {
+		if (pre & unmasked) {
+			fl |= pre;
+			break;
+		}
+		fl |= pre | post;
+		if ((post & unmasked) || n == 1)
+			break;
+		pre = post = 0;
+		for (i = 0; i < n / 2; i++) {
+			f = dp_op(mx, FK_ADD, t[2 * i], t[2 * i + 1], f64, &t[i]);
+			pre |= f & 0x07;
+			post |= f & 0x38;
+		}
+		n /= 2;
+	}
+	cpu->mxcsr |= fl;
+	if (fl & unmasked)
+		emu_raise(cpu, in, (cpu->cr4 & 0x400) ? EXC_XM : EXC_UD, 0, false);
+}
+
+/* The exact flags of an instruction that ran on the host with every exception masked and
+ * raised flags (its IE/DE/ZE are right as they are), with OM or UM clear: for packed
+ * operations the OR over the elements (SDM vol. 1 11.5.1). Cold: only a guest that unmasks
+ * overflow or underflow comes here. */
+static __attribute__((cold, noinline)) uint32_t fp_post(const struct emu_cpu *cpu,
+							const struct insn *in, uint32_t flags,
+							const v2di *dst, const v2di *src)
+{
+	unsigned kind = in->aux & FK_KIND, i, n, half;
+	bool f64 = in->aux & FK_F64;
+	uint32_t mx = cpu->mxcsr, post = 0;
+	union emu_xmm d, s;
+
+	if (flags & ~(mx >> 7) & 0x07)
+		return flags; /* an unmasked pre-computation exception: no result is computed */
+	memcpy(&d, dst, 16);
+	memcpy(&s, src, 16);
+	n = (in->aux & FK_SCALAR) ? 1 : (f64 && kind != FK_CVT) ? 2 : 4;
+	half = n / 2;
+	switch (kind) {
+	case FK_CVT:
+		for (i = 0; i < ((in->aux & FK_SCALAR) ? 1u : 2u); i++)
+			post |= fp_step(mx, FK_CVT, s.q[i], 0, true);
+		break;
+	case FK_ADDSUB:
+		for (i = 0; i < n; i++)
+			post |= fp_step(mx, (i & 1) ? FK_ADD : FK_SUB, elem(&d, i, f64),
+					elem(&s, i, f64), f64);
+		break;
+	case FK_HADD:
+	case FK_HSUB:
+		for (i = 0; i < n; i++) {
+			const union emu_xmm *x = i < half ? &d : &s;
+			unsigned j = 2 * (i % half);
+			post |= fp_step(mx, kind == FK_HADD ? FK_ADD : FK_SUB, elem(x, j, f64),
+					elem(x, j + 1, f64), f64);
+		}
+		break;
+	default:
+		for (i = 0; i < n; i++)
+			post |= fp_step(mx, kind, elem(&d, i, f64), elem(&s, i, f64), f64);
+		break;
+	}
+	return (flags & 0x07) | post;
 }
 
 /* --- moves --- */
@@ -1502,14 +1764,24 @@ static bool fp4(struct insn *in, unsigned mand, sse_fn ps, sse_fn pd, sse_fn ss,
 	}
 }
 
-/* arithmetic that can underflow: fp4 plus the tininess check */
-static bool fp4t(struct insn *in, unsigned mand, sse_fn ps, sse_fn pd, sse_fn ss, sse_fn sd)
+/* arithmetic that can overflow or underflow: fp4, and what fp_post() recomputes */
+static bool fp4k(struct insn *in, unsigned mand, unsigned kind, sse_fn ps, sse_fn pd, sse_fn ss,
+		 sse_fn sd)
 {
-	static const uint8_t tiny[4] = {SF_TINY32, SF_TINY64, SF_TINY32 | SF_SCALAR,
-					SF_TINY64 | SF_SCALAR};
+	static const uint8_t fmt[4] = {0, FK_F64, FK_SCALAR, FK_F64 | FK_SCALAR};
 	if (!fp4(in, mand, ps, pd, ss, sd))
 		return false;
-	in->op2 |= tiny[mand == 0 ? 0 : mand == 0x66 ? 1 : mand == 0xf3 ? 2 : 3];
+	in->aux = (uint16_t)(kind | fmt[mand == 0 ? 0 : mand == 0x66 ? 1 : mand == 0xf3 ? 2 : 3]);
+	return true;
+}
+
+/* packed-only arithmetic of SSE3 (66: double, F2: float) */
+static bool fp_pk(struct insn *in, unsigned mand, unsigned kind, sse_fn ps, sse_fn pd)
+{
+	if (mand != 0x66 && mand != 0xf2)
+		return false;
+	bin(in, mand == 0x66 ? pd : ps, M128A, SF_FP);
+	in->aux = (uint16_t)(kind | (mand == 0x66 ? FK_F64 : 0));
 	return true;
 }
 
@@ -1620,18 +1892,18 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned mand)
 	case 0x57:
 		return !(mand >= 0xf2) && bin(in, h_xorps, M128A, 0);
 	case 0x58:
-		return fp4t(in, mand, h_addps, h_addpd, h_addss, h_addsd);
+		return fp4k(in, mand, FK_ADD, h_addps, h_addpd, h_addss, h_addsd);
 	case 0x59:
-		return fp4t(in, mand, h_mulps, h_mulpd, h_mulss, h_mulsd);
+		return fp4k(in, mand, FK_MUL, h_mulps, h_mulpd, h_mulss, h_mulsd);
 	case 0x5a:
 		if (mand == 0)
 			return bin(in, h_cvtps2pd, M64, SF_FP);
 		if (!fp4(in, mand, NULL, h_cvtpd2ps, h_cvtss2sd, h_cvtsd2ss))
 			return false;
 		if (mand == 0x66)
-			in->op2 |= SF_TINY32;
+			in->aux = FK_CVT | FK_F64;
 		else if (mand == 0xf2)
-			in->op2 |= SF_TINY32 | SF_SCALAR;
+			in->aux = FK_CVT | FK_F64 | FK_SCALAR;
 		return true;
 	case 0x5b:
 		if (mand == 0xf2)
@@ -1642,11 +1914,11 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned mand)
 					  : h_cvttps2dq,
 			   M128A, SF_FP);
 	case 0x5c:
-		return fp4t(in, mand, h_subps, h_subpd, h_subss, h_subsd);
+		return fp4k(in, mand, FK_SUB, h_subps, h_subpd, h_subss, h_subsd);
 	case 0x5d:
 		return fp4(in, mand, h_minps, h_minpd, h_minss, h_minsd);
 	case 0x5e:
-		return fp4t(in, mand, h_divps, h_divpd, h_divss, h_divsd);
+		return fp4k(in, mand, FK_DIV, h_divps, h_divpd, h_divss, h_divsd);
 	case 0x5f:
 		return fp4(in, mand, h_maxps, h_maxpd, h_maxss, h_maxsd);
 	case 0x60:
@@ -1760,11 +2032,9 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned mand)
 	case 0x77:
 		return mand == 0 && simple(in, op_emms, 0, 0);
 	case 0x7c:
-		return mand == 0x66 ? bin(in, h_haddpd, M128A, SF_FP)
-				    : mand == 0xf2 && bin(in, h_haddps, M128A, SF_FP);
+		return fp_pk(in, mand, FK_HADD, h_haddps, h_haddpd);
 	case 0x7d:
-		return mand == 0x66 ? bin(in, h_hsubpd, M128A, SF_FP)
-				    : mand == 0xf2 && bin(in, h_hsubps, M128A, SF_FP);
+		return fp_pk(in, mand, FK_HSUB, h_hsubps, h_hsubpd);
 	case 0xae:
 		if (!in->mem || in->rep)
 			return false;
@@ -1809,8 +2079,7 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned mand)
 			return bini(in, c_shufps, M128A, 0);
 		return mand == 0x66 && bini(in, c_shufpd, M128A, 0);
 	case 0xd0:
-		return mand == 0x66 ? bin(in, h_addsubpd, M128A, SF_FP)
-				    : mand == 0xf2 && bin(in, h_addsubps, M128A, SF_FP);
+		return fp_pk(in, mand, FK_ADDSUB, h_addsubps, h_addsubpd);
 	case 0xd6:
 		if (mand == 0x66)
 			return simple(in, op_movq_store, 0, 0);
@@ -2037,13 +2306,15 @@ static bool select_0f3a(struct insn *in, unsigned opc, unsigned mand)
 		if (in->mem)
 			in->ib &= 0x3f; /* a memory source is the element itself */
 		return bini(in, c_insertps, M32, 0);
-	case 0x44:
-		return bini(in, c_pclmulqdq, M128A, 0);
+	case 0x44: /* runs on the host's own instruction: offered when the host has it */
+		return emu_host_has(EMU_HOST_PCLMUL) && bini(in, c_pclmulqdq, M128A, 0);
 	case 0x22:
 		return simple(in, op_pinsr, in->size == 8 ? 8 : 4, 0);
 	case 0x40:
+		in->aux = FK_DPPS;
 		return bini(in, c_dpps, M128A, SF_FP);
 	case 0x41:
+		in->aux = FK_DPPD | FK_F64;
 		return bini(in, c_dppd, M128A, SF_FP);
 	case 0x42:
 		return bini(in, c_mpsadbw, M128A, 0);

@@ -47,6 +47,14 @@ int emu_map_flat(struct emu_cpu *cpu, uint64_t addr, void *host, uint64_t size, 
 	(void)writable;
 	return -ENOSYS;
 }
+#elif defined(STUB_emu_cpuid)
+void emu_cpuid(const struct emu_cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t out[4])
+{
+	(void)cpu;
+	(void)leaf;
+	(void)subleaf;
+	memset(out, 0, 4 * sizeof(out[0]));
+}
 #elif defined(STUB_emu_run)
 enum emu_stop emu_run(struct emu_cpu *cpu, uint64_t max_insns, uint64_t stop_rip,
 		      struct emu_event *ev, uint64_t *retired)

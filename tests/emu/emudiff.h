@@ -135,6 +135,7 @@ bool emurun_available(void);
 void emurun_case(const struct tcase *c, struct outcome *out);
 struct outcome *emurun_outcomes(int cap);
 void emurun_batch(const struct tcase *cases, int n);
+bool emurun_cpuid_has(uint32_t leaf, uint32_t subleaf, unsigned reg, unsigned bit);
 
 /* Seed to start a case's generator from. */
 uint64_t case_seed(uint64_t seed, uint64_t num);

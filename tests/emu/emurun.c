@@ -48,6 +48,30 @@ bool emurun_available(void)
 	return emurun_buffers() == 0;
 }
 
+/* Whether the emulated CPU's CPUID sets bit `bit` of register reg (0 EAX .. 3 EDX) in leaf
+ * leaf/subleaf, a leaf beyond the maximum it reports (leaf 0 / 0x80000000 EAX, leaf 7's
+ * subleaf count in 7.0 EAX) counting as all zeros. */
+bool emurun_cpuid_has(uint32_t leaf, uint32_t subleaf, unsigned reg, unsigned bit)
+{
+	static struct emu_cpu *cpu;
+	uint32_t r[4];
+
+	if (!cpu)
+		cpu = emu_cpu_create();
+	if (!cpu || reg > 3 || bit > 31)
+		return false;
+	emu_cpuid(cpu, leaf & 0x80000000u, 0, r);
+	if (leaf > r[0])
+		return false;
+	if (leaf == 7) {
+		emu_cpuid(cpu, 7, 0, r);
+		if (subleaf > r[0])
+			return false;
+	}
+	emu_cpuid(cpu, leaf, subleaf, r);
+	return (r[reg] >> bit) & 1;
+}
+
 static void to_emu(const struct mstate *m, struct emu_state *st)
 {
 	int i;

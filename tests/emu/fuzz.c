@@ -361,3 +361,172 @@ void fuzz_whole(struct gen *g)
 	c->insn_name[0] = "fuzz";
 	c->in.rip = CODE_BASE + c->code_off;
 }
+
+/* --- which CPUID feature an encoding needs --- */
+
+/* The CPUID bits of the extensions whose encodings the fuzz can produce beyond the
+ * x86-64 baseline (SDM vol. 2 each instruction's "CPUID Feature Flag" column, vol. 2
+ * table 3-8 and the AMD64 APM vol. 3 appendix E). MMX/SSE/SSE2/SSE3 opcodes of the 0F map
+ * are not listed: every x86-64 CPU has them, the emulated one included. */
+const struct fuzz_feat fuzz_feats[] = {
+    [FF_SSSE3] = {"SSSE3", 1, 0, 2, 9},
+    [FF_SSE41] = {"SSE4.1", 1, 0, 2, 19},
+    [FF_SSE42] = {"SSE4.2", 1, 0, 2, 20},
+    [FF_PCLMUL] = {"PCLMULQDQ", 1, 0, 2, 1},
+    [FF_VMX] = {"VMX", 1, 0, 2, 5},
+    [FF_CX16] = {"CMPXCHG16B", 1, 0, 2, 13},
+    [FF_MOVBE] = {"MOVBE", 1, 0, 2, 22},
+    [FF_POPCNT] = {"POPCNT", 1, 0, 2, 23},
+    [FF_AES] = {"AES", 1, 0, 2, 25},
+    [FF_RDRAND] = {"RDRAND", 1, 0, 2, 30},
+    [FF_CX8] = {"CMPXCHG8B", 1, 0, 3, 8},
+    [FF_INVPCID] = {"INVPCID", 7, 0, 1, 10},
+    [FF_RDSEED] = {"RDSEED", 7, 0, 1, 18},
+    [FF_ADX] = {"ADX", 7, 0, 1, 19},
+    [FF_SHA] = {"SHA", 7, 0, 1, 29},
+    [FF_CET_SS] = {"CET_SS", 7, 0, 2, 7},
+    [FF_GFNI] = {"GFNI", 7, 0, 2, 8},
+    [FF_RDPID] = {"RDPID", 7, 0, 2, 22},
+    [FF_KL] = {"KEYLOCKER", 7, 0, 2, 23},
+    [FF_MOVDIRI] = {"MOVDIRI", 7, 0, 2, 27},
+    [FF_MOVDIR64B] = {"MOVDIR64B", 7, 0, 2, 28},
+    [FF_ENQCMD] = {"ENQCMD", 7, 0, 2, 29},
+    [FF_UINTR] = {"UINTR", 7, 0, 3, 5},
+    [FF_RAO_INT] = {"RAO-INT", 7, 1, 0, 3},
+    [FF_HRESET] = {"HRESET", 7, 1, 0, 22},
+    [FF_XSAVEC] = {"XSAVEC", 0xd, 1, 0, 1},
+    [FF_XSAVES] = {"XSAVES", 0xd, 1, 0, 3},
+    [FF_3DNOW] = {"3DNow!", 0x80000001, 0, 3, 31},
+    [FF_SSE4A] = {"SSE4a", 0x80000001, 0, 2, 6},
+};
+
+/* Mandatory-prefix classes: none, 66, F3, F2 (the last of F2/F3 wins over 66). */
+#define P0   1
+#define P66  2
+#define PF3  4
+#define PF2  8
+#define PANY (P0 | P66 | PF3 | PF2)
+
+enum { MOD_ANY, MOD_MEM, MOD_REG };
+enum { W_ANY, W_0, W_1 };
+
+struct feat_enc {
+	uint8_t map; /* 1: 0F, 2: 0F 38, 3: 0F 3A */
+	uint8_t lo, hi;
+	uint8_t pfx;  /* P* bits */
+	int8_t reg;   /* ModRM.reg, or -1 */
+	uint8_t mod;  /* MOD_* */
+	uint8_t w;    /* W_* */
+	uint8_t feat; /* FF_* */
+};
+
+static const struct feat_enc feat_encs[] = {
+    /* 0F 38 */
+    {2, 0x00, 0x0b, P0 | P66, -1, MOD_ANY, W_ANY, FF_SSSE3},
+    {2, 0x1c, 0x1e, P0 | P66, -1, MOD_ANY, W_ANY, FF_SSSE3},
+    {2, 0x10, 0x10, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {2, 0x14, 0x15, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {2, 0x17, 0x17, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {2, 0x20, 0x25, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {2, 0x28, 0x2b, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {2, 0x30, 0x35, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {2, 0x37, 0x37, P66, -1, MOD_ANY, W_ANY, FF_SSE42},
+    {2, 0x38, 0x41, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {2, 0x80, 0x81, P66, -1, MOD_MEM, W_ANY, FF_VMX}, /* INVEPT, INVVPID */
+    {2, 0x82, 0x82, P66, -1, MOD_MEM, W_ANY, FF_INVPCID},
+    {2, 0xc8, 0xcd, P0, -1, MOD_ANY, W_ANY, FF_SHA},
+    {2, 0xcf, 0xcf, P66, -1, MOD_ANY, W_ANY, FF_GFNI},
+    {2, 0xd8, 0xdf, PF3, -1, MOD_ANY, W_ANY, FF_KL},
+    {2, 0xdb, 0xdf, P66, -1, MOD_ANY, W_ANY, FF_AES},
+    {2, 0xf0, 0xf1, PF2, -1, MOD_ANY, W_ANY, FF_SSE42}, /* CRC32 */
+    {2, 0xf0, 0xf1, P0 | P66, -1, MOD_MEM, W_ANY, FF_MOVBE},
+    {2, 0xf5, 0xf5, P66, -1, MOD_MEM, W_ANY, FF_CET_SS},    /* WRUSS */
+    {2, 0xf6, 0xf6, P0, -1, MOD_MEM, W_ANY, FF_CET_SS},	    /* WRSS */
+    {2, 0xf6, 0xf6, P66 | PF3, -1, MOD_ANY, W_ANY, FF_ADX}, /* ADCX, ADOX */
+    {2, 0xf8, 0xf8, P66, -1, MOD_MEM, W_ANY, FF_MOVDIR64B},
+    {2, 0xf8, 0xf8, PF2 | PF3, -1, MOD_MEM, W_ANY, FF_ENQCMD},
+    {2, 0xf9, 0xf9, P0, -1, MOD_MEM, W_ANY, FF_MOVDIRI},
+    {2, 0xfa, 0xfb, PF3, -1, MOD_REG, W_ANY, FF_KL}, /* ENCODEKEY128/256 */
+    {2, 0xfc, 0xfc, PANY, -1, MOD_MEM, W_ANY, FF_RAO_INT},
+    /* 0F 3A */
+    {3, 0x0f, 0x0f, P0 | P66, -1, MOD_ANY, W_ANY, FF_SSSE3},
+    {3, 0x08, 0x0e, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {3, 0x14, 0x17, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {3, 0x20, 0x22, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {3, 0x40, 0x42, P66, -1, MOD_ANY, W_ANY, FF_SSE41},
+    {3, 0x44, 0x44, P66, -1, MOD_ANY, W_ANY, FF_PCLMUL},
+    {3, 0x60, 0x63, P66, -1, MOD_ANY, W_ANY, FF_SSE42},
+    {3, 0xcc, 0xcc, P0, -1, MOD_ANY, W_ANY, FF_SHA},
+    {3, 0xce, 0xcf, P66, -1, MOD_ANY, W_ANY, FF_GFNI},
+    {3, 0xdf, 0xdf, P66, -1, MOD_ANY, W_ANY, FF_AES},
+    {3, 0xf0, 0xf0, PF3, -1, MOD_REG, W_ANY, FF_HRESET},
+    /* 0F */
+    {1, 0x0e, 0x0e, PANY, -1, MOD_ANY, W_ANY, FF_3DNOW},      /* FEMMS */
+    {1, 0x2b, 0x2b, PF3 | PF2, -1, MOD_MEM, W_ANY, FF_SSE4A}, /* MOVNTSS, MOVNTSD */
+    {1, 0xb8, 0xb8, PF3, -1, MOD_ANY, W_ANY, FF_POPCNT},
+    {1, 0xc7, 0xc7, PANY, 1, MOD_MEM, W_0, FF_CX8},
+    {1, 0xc7, 0xc7, PANY, 1, MOD_MEM, W_1, FF_CX16},
+    {1, 0xc7, 0xc7, P0, 3, MOD_MEM, W_ANY, FF_XSAVES}, /* XRSTORS */
+    {1, 0xc7, 0xc7, P0, 4, MOD_MEM, W_ANY, FF_XSAVEC},
+    {1, 0xc7, 0xc7, P0, 5, MOD_MEM, W_ANY, FF_XSAVES},
+    {1, 0xc7, 0xc7, P0 | P66 | PF3, 6, MOD_MEM, W_ANY, FF_VMX}, /* VMPTRLD VMCLEAR VMXON */
+    {1, 0xc7, 0xc7, P0, 7, MOD_MEM, W_ANY, FF_VMX},		/* VMPTRST */
+    {1, 0xc7, 0xc7, P0 | P66, 6, MOD_REG, W_ANY, FF_RDRAND},
+    {1, 0xc7, 0xc7, PF3, 6, MOD_REG, W_ANY, FF_UINTR}, /* SENDUIPI */
+    {1, 0xc7, 0xc7, P0 | P66, 7, MOD_REG, W_ANY, FF_RDSEED},
+    {1, 0xc7, 0xc7, PF3, 7, MOD_REG, W_ANY, FF_RDPID},
+};
+
+int fuzz_feature(const struct tcase *c)
+{
+	const uint8_t *b = c->code;
+	unsigned n = c->fuzz_len, i = 0, map = 0, pfx;
+	uint8_t last_rep = 0, op, modrm;
+	bool p66 = false, rexw = false;
+	size_t k;
+
+	for (; i < n; i++) {
+		uint8_t x = b[i];
+
+		if (x == 0xf2 || x == 0xf3)
+			last_rep = x;
+		else if (x == 0x66)
+			p66 = true;
+		else if (!(x == 0x67 || x == 0xf0 || x == 0x2e || x == 0x3e || x == 0x26 ||
+			   x == 0x36 || x == 0x64 || x == 0x65))
+			break;
+	}
+	if (i < n && (b[i] & 0xf0) == 0x40) { /* REX: only right before the opcode counts */
+		rexw = b[i] & 8;
+		i++;
+	}
+	if (i + 1 >= n || b[i] != 0x0f)
+		return -1;
+	i++;
+	map = 1;
+	if (b[i] == 0x38 || b[i] == 0x3a) {
+		map = b[i] == 0x38 ? 2 : 3;
+		i++;
+	}
+	if (i >= n)
+		return -1;
+	op = b[i++];
+	modrm = i < n ? b[i] : 0;
+	pfx = last_rep == 0xf3 ? PF3 : last_rep == 0xf2 ? PF2 : p66 ? P66 : P0;
+	for (k = 0; k < sizeof(feat_encs) / sizeof(feat_encs[0]); k++) {
+		const struct feat_enc *e = &feat_encs[k];
+
+		if (e->map != map || op < e->lo || op > e->hi || !(e->pfx & pfx))
+			continue;
+		if ((map >= 2 || e->reg >= 0 || e->mod != MOD_ANY) && i >= n)
+			continue; /* no ModRM */
+		if (e->reg >= 0 && ((modrm >> 3) & 7) != e->reg)
+			continue;
+		if ((e->mod == MOD_MEM && modrm >= 0xc0) || (e->mod == MOD_REG && modrm < 0xc0))
+			continue;
+		if ((e->w == W_0 && rexw) || (e->w == W_1 && !rexw))
+			continue;
+		return e->feat;
+	}
+	return -1;
+}

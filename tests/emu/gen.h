@@ -92,6 +92,52 @@ int gen_x87(struct gen *g);
 void x87_init(struct gen *g);
 int gen_fxsave(struct gen *g);
 void fuzz_whole(struct gen *g);
+
+/* fuzz.c: the CPUID feature an encoding of the decoder fuzz belongs to, so the comparison can
+ * follow the emulated CPU's CPUID policy (an extension it does not advertise must #UD) */
+enum {
+	FF_SSSE3,
+	FF_SSE41,
+	FF_SSE42,
+	FF_PCLMUL,
+	FF_VMX,
+	FF_CX16,
+	FF_MOVBE,
+	FF_POPCNT,
+	FF_AES,
+	FF_RDRAND,
+	FF_CX8,
+	FF_INVPCID,
+	FF_RDSEED,
+	FF_ADX,
+	FF_SHA,
+	FF_CET_SS,
+	FF_GFNI,
+	FF_RDPID,
+	FF_KL,
+	FF_MOVDIRI,
+	FF_MOVDIR64B,
+	FF_ENQCMD,
+	FF_UINTR,
+	FF_RAO_INT,
+	FF_HRESET,
+	FF_XSAVEC,
+	FF_XSAVES,
+	FF_3DNOW,
+	FF_SSE4A,
+	FF_COUNT
+};
+
+struct fuzz_feat {
+	const char *name;
+	uint32_t leaf, subleaf;
+	uint8_t reg; /* 0 EAX, 1 EBX, 2 ECX, 3 EDX */
+	uint8_t bit;
+};
+
+extern const struct fuzz_feat fuzz_feats[FF_COUNT];
+/* FF_* of the fuzz case's instruction, or -1 for the baseline and the non-0F maps */
+int fuzz_feature(const struct tcase *c);
 void smc_whole(struct gen *g);
 
 #endif

@@ -328,7 +328,17 @@ void sse_init(struct gen *g)
 	for (i = 0; i < 7; i++)
 		if (!strcmp(name, group_names[i]))
 			g->aux = i;
-	mxcsr_random(g, g->aux == SG_FP || g->aux == SG_CVT || g->aux == SG_S41);
+	mxcsr_random(g, g->aux == SG_FP || g->aux == SG_CVT || g->aux == SG_S41 || g->aux == SG_S3);
+	if ((g->aux == SG_FP || g->aux == SG_CVT || g->aux == SG_S41 || g->aux == SG_S3) &&
+	    chance(g, 10)) {
+		/* overflow and/or underflow unmasked: the flags then depend on the result
+		 * rounded with unbounded exponent (SDM vol. 1 4.9.1.4-6) */
+		uint32_t m;
+
+		memcpy(&m, g->c->in.fx + FX_MXCSR, 4);
+		m &= ~((uint32_t)(1 + rnd(g, 3)) << 10);
+		memcpy(g->c->in.fx + FX_MXCSR, &m, 4);
+	}
 	if (g->aux == SG_S42) { /* pcmpestr lengths in EAX/EDX: small, sometimes negative */
 		if (chance(g, 80))
 			g->c->in.gpr[RAX] = (uint64_t)((int64_t)rnd(g, 40) - 20);

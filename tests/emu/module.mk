@@ -6,7 +6,7 @@
 EMU_TEST_SRCS := $(filter-out tests/emu/emu_stub.c,$(sort $(wildcard tests/emu/*.c)))
 EMU_TEST_OBJS := $(EMU_TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 EMU_STUB_FNS  := emu_cpu_create emu_cpu_destroy emu_reset_long_mode emu_set_state \
-		 emu_get_state emu_map_flat emu_run
+		 emu_get_state emu_map_flat emu_run emu_cpuid
 EMU_STUB_OBJS := $(EMU_STUB_FNS:%=$(BUILD)/obj/tests/emu/stub/%.o)
 EMU_STUB_LIB  := $(BUILD)/obj/tests/emu/libemustub.a
 EMU_TEST_BIN  := $(BUILD)/tests/emu/test_emudiff

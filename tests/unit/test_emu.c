@@ -303,6 +303,10 @@ static void decoder_rules(void **state)
 				     0x00, 0x00, 0x0f, 0x1f, 0x40, 0x00, 0xf3, 0x90};
 	assert_int_equal(run(f, c6, sizeof(c6)), EMU_STOP_RIP);
 	assert_int_equal(f->retired, 3);
+	/* lock rdrand ebp: LOCK is not allowed on RDRAND (found by the decoder fuzz) */
+	static const uint8_t c7[] = {0xf0, 0x0f, 0xc7, 0xf5};
+	assert_int_equal(run(f, c7, sizeof(c7)), EMU_STOP_EXCEPTION);
+	assert_int_equal(f->ev.vector, 6);
 	fx_free(f);
 }
 
@@ -389,6 +393,15 @@ static void cpuid_policy(void **state)
 	assert_false(r[2] & (1u << 28)); /* AVX */
 	assert_false(r[2] & (1u << 26)); /* XSAVE */
 	assert_true(r[3] & (1u << 26));	 /* SSE2 */
+	/* PCLMULQDQ runs on the host's instruction: advertised exactly when the host has it,
+	 * and #UD when it is not advertised */
+	assert_int_equal(!!(r[2] & (1u << 1)), !!__builtin_cpu_supports("pclmul"));
+	if (!(r[2] & (1u << 1))) {
+		/* pclmulqdq xmm0, xmm1, 0 */
+		static const uint8_t pcl[] = {0x66, 0x0f, 0x3a, 0x44, 0xc1, 0x00};
+		assert_int_equal(run(f, pcl, sizeof(pcl)), EMU_STOP_EXCEPTION);
+		assert_int_equal(f->ev.vector, 6);
+	}
 	emu_cpuid(f->cpu, 7, 0, r);
 	assert_int_equal(r[1] & ((1u << 5) | (1u << 3) | (1u << 8)), 0); /* no AVX2, BMI1/2 */
 	/* cpuid instruction: mov eax, 0x80000001; cpuid */
@@ -464,6 +477,135 @@ static void mxcsr_rounding_and_xm(void **state)
 	assert_int_equal(f->st.mxcsr, 0x1d84);
 	memcpy(&r, f->st.xmm[2], 4);
 	assert_int_equal(r, 0x3f800000u);
+	fx_free(f);
+}
+
+/* One SSE instruction on xmm0 (destination) and xmm1 under mxcsr: returns the MXCSR after
+ * it and sets *vector to the exception it raised (-1 if none). An instruction that faults
+ * leaves xmm0 as it was. */
+static uint32_t sse_one(struct fix *f, const uint8_t *code, size_t n, uint32_t mxcsr,
+			const void *x0, const void *x1, int *vector)
+{
+	uint8_t before[16];
+	f->st.mxcsr = mxcsr;
+	memcpy(f->st.xmm[0], x0, 16);
+	memcpy(f->st.xmm[1], x1, 16);
+	memcpy(before, x0, 16);
+	*vector = -1;
+	if (run(f, code, n) == EMU_STOP_EXCEPTION) {
+		*vector = f->ev.vector;
+		assert_int_equal(f->st.rip, CODE);
+		assert_memory_equal(f->st.xmm[0], before, 16);
+	}
+	return f->st.mxcsr;
+}
+
+static void f32x4(uint32_t out[4], uint32_t a, uint32_t b, uint32_t c, uint32_t d)
+{
+	out[0] = a;
+	out[1] = b;
+	out[2] = c;
+	out[3] = d;
+}
+
+/* Overflow and underflow with OM or UM clear (SDM vol. 1 4.9.1.4-6, 11.5.2.4-5): the flags
+ * follow the result rounded with unbounded exponent, r. Overflow: OE, and PE only if r is
+ * inexact. Underflow: UE even when r is exact, PE only if it is not (whatever PM says, and
+ * FTZ does not apply). Masked, PE comes with every overflow and UE/PE with a
+ * denormalisation loss. Values and flags as an AMD Zen host gives them. */
+static void sse_unmasked_overflow_underflow(void **state)
+{
+	struct fix *f = fx_new();
+	static const uint8_t mulss[] = {0xf3, 0x0f, 0x59, 0xc1};    /* mulss xmm0, xmm1 */
+	static const uint8_t mulps[] = {0x0f, 0x59, 0xc1};	    /* mulps xmm0, xmm1 */
+	static const uint8_t cvtsd2ss[] = {0xf2, 0x0f, 0x5a, 0xc1}; /* cvtsd2ss xmm0, xmm1 */
+	static const uint8_t haddps[] = {0xf2, 0x0f, 0x7c, 0xc1};   /* haddps xmm0, xmm1 */
+	static const uint8_t divsd[] = {0xf2, 0x0f, 0x5e, 0xc1};    /* divsd xmm0, xmm1 */
+	static const uint8_t dppd[] = {0x66, 0x0f, 0x3a, 0x41, 0xc1, 0x31}; /* dppd x0,x1,0x31 */
+	uint32_t a[4], b[4];
+	uint64_t p[2], q[2];
+	int vec;
+
+	/* 2^127 * 2^127 = 2^254: exact, so OE alone; masked: OE|PE and +inf */
+	f32x4(a, 0x7f000000, 0, 0, 0);
+	f32x4(b, 0x7f000000, 0, 0, 0);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x1b80, a, b, &vec), 0x1b88);
+	assert_int_equal(vec, 19);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x1f80, a, b, &vec), 0x1fa8);
+	assert_int_equal(vec, -1);
+	assert_memory_equal(f->st.xmm[0], (uint32_t[]){0x7f800000}, 4);
+	/* (1 + 2^-23)^2 * 2^254 needs 47 bits: OE|PE */
+	f32x4(a, 0x7f000001, 0, 0, 0);
+	f32x4(b, 0x7f000001, 0, 0, 0);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x1b80, a, b, &vec), 0x1ba8);
+	assert_int_equal(vec, 19);
+	/* 2^-100 * 2^-40: exact and tiny. UM clear: UE alone (also with FTZ, also with PM
+	 * clear); masked: no flag at all, the denormal 2^-140 is stored */
+	f32x4(a, 0x0d800000, 0, 0, 0);
+	f32x4(b, 0x2b800000, 0, 0, 0);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x1780, a, b, &vec), 0x1790);
+	assert_int_equal(vec, 19);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x9780, a, b, &vec), 0x9790);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x0380, a, b, &vec), 0x0390);
+	assert_int_equal(vec, 19);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x1f80, a, b, &vec), 0x1f80);
+	assert_int_equal(vec, -1);
+	assert_memory_equal(f->st.xmm[0], (uint32_t[]){0x00000200}, 4);
+	/* (1 + 2^-23) * 2^-140: exact with 24 bits, not as a denormal. UM clear: UE alone;
+	 * masked: UE|PE (denormalisation loss) */
+	f32x4(a, 0x0d800001, 0, 0, 0);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x1780, a, b, &vec), 0x1790);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x0f80, a, b, &vec), 0x0fb0);
+	assert_int_equal(vec, 19); /* PE unmasked */
+	/* packed: the flags are the OR over the elements; an exact overflow in element 0 and
+	 * an inexact normal product in element 2 give OE|PE, and nothing is stored */
+	f32x4(a, 0x7f000000, 0x3f800000, 0x3f800001, 0);
+	f32x4(b, 0x40000000, 0x3f800000, 0x3f800001, 0);
+	assert_int_equal(sse_one(f, mulps, sizeof(mulps), 0x1b80, a, b, &vec), 0x1ba8);
+	assert_int_equal(vec, 19);
+	f32x4(a, 0x7f000000, 0x3f800000, 0x3f800000, 0);
+	assert_int_equal(sse_one(f, mulps, sizeof(mulps), 0x1b80, a, b, &vec), 0x1b88);
+	/* HADDPS: 2^-130 + 2^-140 is exact and tiny: UE (and DE for the denormal operands) */
+	f32x4(a, 0x00080000, 0x00000200, 0, 0);
+	f32x4(b, 0, 0, 0, 0);
+	assert_int_equal(sse_one(f, haddps, sizeof(haddps), 0x1780, a, b, &vec), 0x1792);
+	assert_int_equal(vec, 19);
+	/* CVTSD2SS: 2^128 is an exact overflow, DBL_MAX an inexact one, under any rounding */
+	p[0] = 0;
+	p[1] = 0;
+	q[0] = 0x47f0000000000000ull;
+	q[1] = 0;
+	assert_int_equal(sse_one(f, cvtsd2ss, sizeof(cvtsd2ss), 0x5b80, p, q, &vec), 0x5b88);
+	q[0] = 0x7fefffffffffffffull;
+	assert_int_equal(sse_one(f, cvtsd2ss, sizeof(cvtsd2ss), 0x5b80, p, q, &vec), 0x5ba8);
+	/* a tiny double quotient that is exact: 2^-1000 / 2^60 */
+	p[0] = 0x0170000000000000ull;
+	q[0] = 0x43b0000000000000ull;
+	assert_int_equal(sse_one(f, divsd, sizeof(divsd), 0x1780, p, q, &vec), 0x1790);
+	assert_int_equal(sse_one(f, divsd, sizeof(divsd), 0x1f80, p, q, &vec), 0x1f80);
+	/* DPPD runs in stages (multiplications, then the addition), each with its own flags:
+	 * (1 + 2^-52) * 2^-1022 * 2^-24 underflows inexactly (masked: UE|PE) and the addition
+	 * of that denormal to 1.0 raises DE and PE. DM clear: the flags of the products and the
+	 * addition's DE; PM clear: it stops after the products; UM clear: UE alone (the product
+	 * is exact with 53 bits) */
+	p[0] = 0x0010000000000001ull;
+	p[1] = 0x3ff0000000000000ull;
+	q[0] = 0x3e70000000000000ull;
+	q[1] = 0x3ff0000000000000ull;
+	assert_int_equal(sse_one(f, dppd, sizeof(dppd), 0x1f80, p, q, &vec), 0x1fb2);
+	assert_int_equal(vec, -1);
+	assert_int_equal(sse_one(f, dppd, sizeof(dppd), 0x1e80, p, q, &vec), 0x1eb2);
+	assert_int_equal(vec, 19);
+	assert_int_equal(sse_one(f, dppd, sizeof(dppd), 0x0f80, p, q, &vec), 0x0fb0);
+	assert_int_equal(vec, 19);
+	assert_int_equal(sse_one(f, dppd, sizeof(dppd), 0x1780, p, q, &vec), 0x1790);
+	assert_int_equal(vec, 19);
+	/* without CR4.OSXMMEXCPT the unmasked exception is #UD */
+	f32x4(a, 0x7f000000, 0, 0, 0);
+	f32x4(b, 0x7f000000, 0, 0, 0);
+	f->st.cr4 &= ~(1ull << 10);
+	assert_int_equal(sse_one(f, mulss, sizeof(mulss), 0x1b80, a, b, &vec), 0x1b88);
+	assert_int_equal(vec, 6);
 	fx_free(f);
 }
 
@@ -555,7 +697,7 @@ int main(void)
 	    cmocka_unit_test(stop_conditions),	cmocka_unit_test(cpuid_policy),
 	    cmocka_unit_test(sse_basic),	cmocka_unit_test(mxcsr_rounding_and_xm),
 	    cmocka_unit_test(x87_extended),	cmocka_unit_test(fxsave_image),
-	    cmocka_unit_test(sse42_strings),
+	    cmocka_unit_test(sse42_strings),	cmocka_unit_test(sse_unmasked_overflow_underflow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -526,6 +526,7 @@ enum emu_host_feature {
 	EMU_HOST_AES,
 	EMU_HOST_SHA,
 	EMU_HOST_ADX,
+	EMU_HOST_PCLMUL,
 };
 bool emu_host_has(enum emu_host_feature f);
 
