@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "hw/pci.h"
+#include "pci_irqfd.h"
 #include "util/log.h"
 
 #define PCI_CFG_ENABLE	  0x80000000u
@@ -35,6 +36,7 @@ void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t
 {
 	memset(d, 0, sizeof(*d));
 	pthread_mutex_init(&d->irq_lock, NULL);
+	pci_irqfd_init(d);
 	d->name = name;
 	pci_cfg_set16(d->cfg, PCI_VENDOR_ID, vendor);
 	pci_cfg_set16(d->cfg, PCI_DEVICE_ID, device);
@@ -191,7 +193,8 @@ static void intx_apply(struct pci_dev *d)
 		   !d->msix_enabled;
 	if (out != d->intx_out && d->host) {
 		d->intx_out = out;
-		irq_line_set(d->host->irq, d->gsi, out);
+		if (!pci_irqfd_intx(d, out))
+			irq_line_set(d->host->irq, d->gsi, out);
 	}
 }
 
@@ -199,7 +202,7 @@ static void msix_send(struct pci_dev *d, unsigned vec)
 {
 	const uint8_t *e = &d->msix_table[vec * 16];
 	uint64_t addr = get32(e, 0) | (uint64_t)get32(e, 4) << 32;
-	if (d->host)
+	if (d->host && !pci_irqfd_msix(d, vec, addr, get32(e, 8)))
 		msi_send(d->host->irq, addr, get32(e, 8));
 }
 
@@ -427,12 +430,12 @@ static void msix_write(void *opaque, uint64_t offset, uint64_t value, unsigned s
 	for (unsigned i = 0; i < size && offset + i < d->msix_vecs * 16u; i++) {
 		uint64_t o = offset + i;
 		/* Only bit 0 of Vector Control is defined; the rest are reserved (read 0). */
-		if (o % 16 == 12)
+		if (o % 16 == 12) {
 			d->msix_table[o] = (uint8_t)(value >> (8 * i)) & MSIX_ENTRY_MASKED;
-		else if (o % 16 > 12)
-			continue;
-		else
+		} else if (o % 16 < 12) {
 			d->msix_table[o] = (uint8_t)(value >> (8 * i));
+			pci_irqfd_msix_changed(d, (unsigned)(o / 16));
+		}
 	}
 	msix_flush_pending(d);
 	pthread_mutex_unlock(&d->irq_lock);
@@ -532,9 +535,12 @@ int pci_host_init(struct pci_host *h, struct io_bus *pio, struct io_bus *mmio,
 
 void pci_host_destroy(struct pci_host *h)
 {
-	for (unsigned s = 0; s < PCI_MAX_DEVS; s++)
-		if (h->devs[s])
-			pthread_mutex_destroy(&h->devs[s]->irq_lock);
+	for (unsigned s = 0; s < PCI_MAX_DEVS; s++) {
+		if (!h->devs[s])
+			continue;
+		pci_irqfd_release(h->devs[s]);
+		pthread_mutex_destroy(&h->devs[s]->irq_lock);
+	}
 	pthread_mutex_destroy(&h->lock);
 }
 
@@ -584,6 +590,7 @@ int pci_host_add(struct pci_host *h, struct pci_dev *d, unsigned slot, uint64_t 
 
 static void dev_reset(struct pci_dev *d)
 {
+	pci_irqfd_release(d); /* the VM the fds were bound to is about to go */
 	pthread_mutex_lock(&d->irq_lock);
 	memcpy(d->cfg, d->cfg_reset, PCI_CFG_SIZE);
 	memset(d->msix_pba, 0, sizeof(d->msix_pba));
@@ -604,6 +611,15 @@ void pci_host_reset(struct pci_host *h)
 	for (unsigned s = 0; s < PCI_MAX_DEVS; s++)
 		if (h->devs[s])
 			dev_reset(h->devs[s]);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void pci_host_attach_irqfds(struct pci_host *h)
+{
+	pthread_mutex_lock(&h->lock);
+	for (unsigned s = 1; s < PCI_MAX_DEVS; s++)
+		if (h->devs[s])
+			pci_irqfd_attach_intx(h->devs[s]);
 	pthread_mutex_unlock(&h->lock);
 }
 

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "util/log.h"
 #include "virtio/console.h"
@@ -88,6 +89,65 @@ static int pc_ioeventfd(void *opaque, uint64_t addr, unsigned len, int fd, bool 
 	return ops->ioeventfd_set(&vm->accel, &ev, assign);
 }
 
+/* Interrupt fast path for the PCI devices: KVM's irqfds and MSI routes, where the accelerator
+ * has them (hw/pci_irqfd.c falls back to exits on -ENOTSUP). */
+static const struct accel_ops *pc_irq_accel(struct vm *vm)
+{
+	const struct accel_ops *ops = vm->accel.ops;
+	return ops && vm->accel.priv ? ops : NULL; /* none, or between two resets */
+}
+
+static int pc_msi_route(void *opaque, int gsi, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = opaque;
+	const struct accel_ops *ops = pc_irq_accel(vm);
+	if (!ops || !ops->msi_route_set)
+		return -ENOTSUP;
+	return ops->msi_route_set(&vm->accel, gsi, addr, data);
+}
+
+static void pc_msi_route_free(void *opaque, int gsi)
+{
+	struct vm *vm = opaque;
+	const struct accel_ops *ops = pc_irq_accel(vm);
+	if (ops && ops->msi_route_free)
+		ops->msi_route_free(&vm->accel, gsi);
+}
+
+static int pc_irqfd(void *opaque, unsigned gsi, int fd, int resample_fd, bool assign)
+{
+	struct vm *vm = opaque;
+	const struct accel_ops *ops = pc_irq_accel(vm);
+	if (!ops || !ops->irqfd_set)
+		return -ENOTSUP;
+	return ops->irqfd_set(&vm->accel, gsi, fd, resample_fd, assign);
+}
+
+static int pc_irq_watch(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg)
+{
+	struct vm *vm = opaque;
+	return event_loop_add_fd(&vm->loop, fd, EPOLLIN, cb, arg);
+}
+
+static void pc_irq_unwatch(void *opaque, int fd)
+{
+	struct vm *vm = opaque;
+	event_loop_del_fd(&vm->loop, fd);
+}
+
+static const struct pci_irqfd_ops pc_irqfd_ops = {
+    .msi_route = pc_msi_route,
+    .msi_route_free = pc_msi_route_free,
+    .irqfd = pc_irqfd,
+    .watch = pc_irq_watch,
+    .unwatch = pc_irq_unwatch,
+};
+
+void pc_machine_accel_ready(struct vm *vm)
+{
+	pci_host_attach_irqfds(&vm->pci);
+}
+
 /* A virtio-net NIC with the backend --net asked for; its network thread starts here. */
 static int pc_nic(struct vm *vm, unsigned i, unsigned slot, uint64_t *next, struct error *err)
 {
@@ -123,6 +183,8 @@ static int pc_pci(struct vm *vm, struct error *err)
 		return error_set(err, ret, "cannot register the PCI host bridge");
 	vm->pci.ioeventfd = pc_ioeventfd;
 	vm->pci.ioeventfd_opaque = vm;
+	vm->pci.irqfd = &pc_irqfd_ops;
+	vm->pci.irqfd_opaque = vm;
 	for (unsigned i = 0; i < vm->cfg.nr_disks; i++) {
 		struct virtio_blk_opts o = vm->cfg.disks[i];
 		o.num_queues =

@@ -285,6 +285,7 @@ static int accel_setup(struct vm *vm, struct error *err)
 			return error_set(err, ret, "cannot create vCPU %u: %s", i, strerror(-ret));
 		}
 	}
+	pc_machine_accel_ready(vm);
 	return 0;
 }
 
@@ -576,6 +577,9 @@ err_images:
 
 void vm_destroy(struct vm *vm)
 {
+	/* As in vm_reset: devices first, so no iothread or network thread signals an
+	 * interrupt into the accelerator while it is torn down. */
+	pc_machine_reset(vm);
 	accel_teardown(vm);
 	console_close(&vm->console);
 	pc_machine_destroy(vm);

@@ -84,6 +84,21 @@ struct pci_dev_ops {
 
 struct pci_host;
 
+/* The interrupt fast path a machine may offer (KVM's irqfd; hw/pci_irqfd.c uses it): an MSI-X
+ * vector becomes an eventfd bound to a GSI routed to its message, INTx an eventfd bound
+ * level-triggered to the pin's GSI with a resample eventfd the guest's EOI signals. Every op
+ * returns 0 (msi_route: the GSI) or -errno; -ENOTSUP when the accelerator has no such thing,
+ * and the devices then keep to irq_line_set()/msi_send(). */
+struct pci_irqfd_ops {
+	/* Route (addr, data) to a GSI: gsi < 0 allocates one, else it is updated. */
+	int (*msi_route)(void *opaque, int gsi, uint64_t addr, uint32_t data);
+	void (*msi_route_free)(void *opaque, int gsi);
+	int (*irqfd)(void *opaque, unsigned gsi, int fd, int resample_fd, bool assign);
+	/* Main thread only: call cb(arg, events) there whenever fd is readable / stop. */
+	int (*watch)(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg);
+	void (*unwatch)(void *opaque, int fd);
+};
+
 struct pci_dev {
 	uint8_t cfg[PCI_CFG_SIZE];
 	uint8_t wmask[PCI_CFG_SIZE];	 /* writable bits */
@@ -110,6 +125,13 @@ struct pci_dev {
 	uint8_t msix_table[PCI_MSIX_MAX_VEC * 16];
 	uint64_t msix_pba[PCI_MSIX_MAX_VEC / 64];
 	bool msix_enabled, msix_masked; /* copies of the control bits, under irq_lock */
+
+	/* irqfd fast path (hw/pci_irqfd.c), under irq_lock; -1: not set up */
+	int msix_fd[PCI_MSIX_MAX_VEC];
+	int msix_gsi[PCI_MSIX_MAX_VEC];
+	uint64_t msix_stale[PCI_MSIX_MAX_VEC / 64]; /* vector's address/data changed since routed */
+	bool irqfd_off;				    /* setting one up failed: exits from now on */
+	int intx_fd, intx_resample_fd;
 };
 
 struct pci_host {
@@ -126,6 +148,9 @@ struct pci_host {
 	 * signals fd without an exit. Returns 0 or -errno; NULL: not available. */
 	int (*ioeventfd)(void *opaque, uint64_t addr, unsigned len, int fd, bool assign);
 	void *ioeventfd_opaque;
+	/* Optional interrupt fast path (KVM irqfd); NULL: not available. */
+	const struct pci_irqfd_ops *irqfd;
+	void *irqfd_opaque;
 };
 
 /* The host bridge registers 0xcf8/0xcfc on pio and, if ecam_base, ECAM for `buses` buses on
@@ -136,6 +161,10 @@ int pci_host_init(struct pci_host *h, struct io_bus *pio, struct io_bus *mmio,
 void pci_host_destroy(struct pci_host *h);
 /* Put every device back as firmware left it (BARs assigned, decoding off, MSI-X off). */
 void pci_host_reset(struct pci_host *h);
+/* Main thread, once the accelerator's VM exists (at boot and after each reset): bind every
+ * device's INTx to a level-triggered irqfd with resamplefd where h->irqfd allows. MSI-X
+ * vectors get theirs on first use. pci_host_reset() releases both. */
+void pci_host_attach_irqfds(struct pci_host *h);
 /* The GSI a slot's INTA# is wired to (the _PRT routes follow the same rule). */
 unsigned pci_slot_gsi(unsigned slot, unsigned pin);
 

@@ -142,6 +142,9 @@ int pc_machine_create(struct vm *vm, struct error *err);
 /* Load firmware tables and the kernel into freshly zeroed RAM; sets the boot vCPU state. */
 int pc_machine_load(struct vm *vm, struct boot_cpu_state *st, struct error *err);
 void pc_machine_reset(struct vm *vm);
+/* The accelerator's VM exists (boot, and after each reset): bind the devices' interrupts to
+ * its irqfds. */
+void pc_machine_accel_ready(struct vm *vm);
 void pc_machine_destroy(struct vm *vm);
 
 #endif

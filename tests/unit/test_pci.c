@@ -4,7 +4,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "hw/pci.h"
@@ -355,6 +357,166 @@ static void intx(void **state)
 	assert_true(f->rec.lines.level[gsi]);
 }
 
+/* A fake irqfd provider: records routes and bindings the way KVM would hold them. */
+struct fake_irqfd {
+	int next_gsi;
+	uint64_t route_addr[64];
+	uint32_t route_data[64];
+	int bound_fd[64], resample_fd[64];
+	int fail_routes; /* msi_route fails with -ENOSPC while set */
+	void (*cb)(void *arg, uint32_t events);
+	void *cb_arg;
+	int watched_fd;
+};
+
+static int fake_msi_route(void *opaque, int gsi, uint64_t addr, uint32_t data)
+{
+	struct fake_irqfd *k = opaque;
+	if (k->fail_routes)
+		return -ENOSPC;
+	if (gsi < 0)
+		gsi = k->next_gsi++;
+	k->route_addr[gsi] = addr;
+	k->route_data[gsi] = data;
+	return gsi;
+}
+
+static void fake_msi_route_free(void *opaque, int gsi)
+{
+	struct fake_irqfd *k = opaque;
+	k->route_addr[gsi] = 0;
+}
+
+static int fake_bind(void *opaque, unsigned gsi, int fd, int resample_fd, bool assign)
+{
+	struct fake_irqfd *k = opaque;
+	k->bound_fd[gsi] = assign ? fd : -1;
+	k->resample_fd[gsi] = assign ? resample_fd : -1;
+	return 0;
+}
+
+static int fake_watch(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg)
+{
+	struct fake_irqfd *k = opaque;
+	k->cb = cb;
+	k->cb_arg = arg;
+	k->watched_fd = fd;
+	return 0;
+}
+
+static void fake_unwatch(void *opaque, int fd)
+{
+	struct fake_irqfd *k = opaque;
+	if (k->watched_fd == fd)
+		k->cb = NULL;
+}
+
+static const struct pci_irqfd_ops fake_irqfd_ops = {
+    .msi_route = fake_msi_route,
+    .msi_route_free = fake_msi_route_free,
+    .irqfd = fake_bind,
+    .watch = fake_watch,
+    .unwatch = fake_unwatch,
+};
+
+/* How many times fd was signalled since the last call (0 if never). */
+static uint64_t fd_count(int fd)
+{
+	uint64_t n = 0;
+	if (fd < 0 || read(fd, &n, sizeof(n)) != sizeof(n))
+		return 0;
+	return n;
+}
+
+static void irqfd(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_irqfd k = {.next_gsi = 24, .watched_fd = -1};
+	for (unsigned i = 0; i < 64; i++)
+		k.bound_fd[i] = k.resample_fd[i] = -1;
+	f->host.irqfd = &fake_irqfd_ops;
+	f->host.irqfd_opaque = &k;
+	unsigned cap = cf8_read(f, 3, 0, PCI_CAP_PTR, 1);
+	uint32_t tbl = cf8_read(f, 3, 0, PCI_BAR0 + 4, 4) & ~0xfu;
+	ecam_write(f, 3, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
+	ecam_write(f, 3, cap + 2, 2, PCI_MSIX_CTRL_ENABLE);
+	io_bus_write(&f->mmio, tbl + 16, 8, 0xfee01000ULL);
+	io_bus_write(&f->mmio, tbl + 24, 4, 0x4041);
+	io_bus_write(&f->mmio, tbl + 28, 4, 0);
+
+	/* First delivery: a GSI routed to the vector's message, bound to an eventfd that is
+	 * signalled; no exit-path message. */
+	assert_true(pci_msix_notify(&f->dev, 1));
+	assert_int_equal(f->rec.n, 0);
+	assert_int_equal(k.route_addr[24], 0xfee01000ULL);
+	assert_int_equal(k.route_data[24], 0x4041);
+	assert_true(k.bound_fd[24] >= 0);
+	assert_int_equal(fd_count(k.bound_fd[24]), 1);
+	assert_true(pci_msix_notify(&f->dev, 1));
+	assert_true(pci_msix_notify(&f->dev, 1));
+	assert_int_equal(fd_count(k.bound_fd[24]), 2);
+	assert_int_equal(k.next_gsi, 25); /* reused, not re-allocated */
+
+	/* The guest retargets the vector: the route follows before the next delivery. */
+	io_bus_write(&f->mmio, tbl + 24, 4, 0x4051);
+	assert_int_equal(k.route_data[24], 0x4041);
+	assert_true(pci_msix_notify(&f->dev, 1));
+	assert_int_equal(k.route_data[24], 0x4051);
+	assert_int_equal(fd_count(k.bound_fd[24]), 1);
+
+	/* Masked: pending bit, no signal; unmask delivers through the fd. */
+	io_bus_write(&f->mmio, tbl + 28, 4, 1);
+	assert_true(pci_msix_notify(&f->dev, 1));
+	assert_int_equal(fd_count(k.bound_fd[24]), 0);
+	io_bus_write(&f->mmio, tbl + 28, 4, 0);
+	assert_int_equal(fd_count(k.bound_fd[24]), 1);
+	assert_int_equal(f->rec.n, 0);
+
+	/* No route left for another vector: that device falls back to exits. */
+	io_bus_write(&f->mmio, tbl + 0, 8, 0xfee00000ULL);
+	io_bus_write(&f->mmio, tbl + 8, 4, 0x4031);
+	io_bus_write(&f->mmio, tbl + 12, 4, 0);
+	k.fail_routes = 1;
+	assert_true(pci_msix_notify(&f->dev, 0));
+	assert_int_equal(f->rec.n, 1);
+	assert_int_equal(f->rec.data[0], 0x4031);
+	k.fail_routes = 0;
+
+	/* A reset releases everything: the VM the fds were bound to goes away. */
+	pci_host_reset(&f->host);
+	assert_int_equal(k.bound_fd[24], -1);
+	assert_int_equal(k.route_addr[24], 0);
+
+	/* INTx: a level-triggered irqfd with a resample fd. */
+	unsigned gsi = pci_slot_gsi(3, 0);
+	pci_host_attach_irqfds(&f->host);
+	int ifd = k.bound_fd[gsi];
+	assert_true(ifd >= 0);
+	assert_true(k.resample_fd[gsi] >= 0);
+	assert_true(k.cb != NULL);
+	assert_int_equal(k.watched_fd, k.resample_fd[gsi]);
+	pci_intx_set(&f->dev, true);
+	assert_int_equal(fd_count(ifd), 1);
+	assert_false(f->rec.lines.level[gsi]); /* not through the exit path */
+	/* The guest EOIs while the device still asserts: asserted again. */
+	uint64_t one = 1;
+	assert_int_equal(write(k.resample_fd[gsi], &one, 8), 8);
+	k.cb(k.cb_arg, 1);
+	assert_int_equal(fd_count(ifd), 1);
+	/* Deasserted (the driver read the ISR), then EOI: nothing more. */
+	pci_intx_set(&f->dev, false);
+	assert_int_equal(write(k.resample_fd[gsi], &one, 8), 8);
+	k.cb(k.cb_arg, 1);
+	assert_int_equal(fd_count(ifd), 0);
+	/* INTX_DISABLE gates it like the exit path. */
+	cf8_write(f, 3, PCI_COMMAND, 2, PCI_CMD_INTX_DISABLE);
+	pci_intx_set(&f->dev, true);
+	assert_int_equal(fd_count(ifd), 0);
+	pci_host_reset(&f->host);
+	assert_int_equal(k.bound_fd[gsi], -1);
+	assert_null(k.cb);
+}
+
 static void save_load(void **state)
 {
 	struct fixture *f = *state;
@@ -410,6 +572,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(capability_walk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(msix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(intx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(irqfd, setup, teardown),
 	    cmocka_unit_test_setup_teardown(save_load, setup, teardown),
 	    cmocka_unit_test(bad_setup),
 	};
