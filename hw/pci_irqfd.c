@@ -89,6 +89,11 @@ bool pci_irqfd_msix(struct pci_dev *d, unsigned vec, uint64_t addr, uint32_t dat
 		d->msix_fd[vec] = fd;
 		d->msix_gsi[vec] = gsi;
 		d->msix_stale[vec / 64] &= ~bit;
+		if (!d->irqfd_said) {
+			d->irqfd_said = true;
+			log_info("%s: MSI-X vectors on irqfds (vector %u: GSI %d)", d->name, vec,
+				 gsi);
+		}
 	} else if (d->msix_stale[vec / 64] & bit) {
 		int ret = ops->msi_route(o, d->msix_gsi[vec], addr, data);
 		if (ret < 0)
@@ -147,6 +152,7 @@ void pci_irqfd_attach_intx(struct pci_dev *d)
 		ops->irqfd(o, d->gsi, fd, rfd, false);
 		goto fail;
 	}
+	log_info("%s: INTx on a resampled irqfd (GSI %u)", d->name, d->gsi);
 	pthread_mutex_lock(&d->irq_lock);
 	d->intx_fd = fd;
 	d->intx_resample_fd = rfd;
@@ -191,5 +197,6 @@ void pci_irqfd_release(struct pci_dev *d)
 	}
 	/* A fresh VM comes with a fresh chance (the failure may have been a full table). */
 	d->irqfd_off = false;
+	d->irqfd_said = false;
 	pthread_mutex_unlock(&d->irq_lock);
 }

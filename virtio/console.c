@@ -39,10 +39,14 @@ static void console_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct virtio_console *vc = vd->opaque;
 	pthread_mutex_lock(&vd->lock);
-	/* RX kicks only say buffers were added; input waits for virtio_console_input(). */
-	if (virtio_dev_running(vd) && q == VIRTIO_CONSOLE_TX)
+	bool running = virtio_dev_running(vd);
+	if (running && q == VIRTIO_CONSOLE_TX)
 		tx(vc);
 	pthread_mutex_unlock(&vd->lock);
+	/* An RX kick says buffers were added: whoever holds input may offer it again (outside
+	 * the lock: it calls virtio_console_input() from its own thread). */
+	if (running && q == VIRTIO_CONSOLE_RX && vc->rx_ready)
+		vc->rx_ready(vc->write_opaque);
 }
 
 static const struct virtio_dev_ops console_ops = {.notify = console_notify};

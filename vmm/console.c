@@ -103,15 +103,28 @@ static void console_write(void *opaque, const uint8_t *buf, size_t len)
 		write_all(c->out_fd, buf, len);
 }
 
-/* UART backend: the RX FIFO has room again (vCPU thread): let the main loop refill it. */
-static void console_rx_space(void *opaque)
+void console_input_space(struct console *c)
 {
-	struct console *c = opaque;
 	uint64_t one = 1;
 	if (c->rx_space_fd >= 0 && c->pending_len) {
 		ssize_t r = write(c->rx_space_fd, &one, sizeof(one));
 		(void)r;
 	}
+}
+
+/* UART backend: the RX FIFO has room again (vCPU thread): let the main loop refill it. */
+static void console_rx_space(void *opaque)
+{
+	console_input_space(opaque);
+}
+
+void console_set_hvc(struct console *c,
+		     size_t (*input)(void *opaque, const uint8_t *buf, size_t len), void *opaque,
+		     bool to_hvc)
+{
+	c->hvc_input = input;
+	c->hvc_opaque = opaque;
+	c->to_hvc = input && to_hvc;
 }
 
 struct serial8250_backend console_backend(struct console *c)
@@ -128,10 +141,12 @@ static void set_input_paused(struct console *c, bool paused)
 	event_loop_mod_fd(c->loop, c->in_fd, paused ? 0 : EPOLLIN);
 }
 
-/* Push pending input into the UART as far as its FIFO allows. */
+/* Push pending input into the current sink (UART FIFO or hvc0's receive buffers) as far as it
+ * takes it; the rest waits for console_input_space(). */
 static void pump(struct console *c)
 {
-	size_t n = serial8250_receive(c->uart, c->pending, c->pending_len);
+	size_t n = c->to_hvc ? c->hvc_input(c->hvc_opaque, c->pending, c->pending_len)
+			     : serial8250_receive(c->uart, c->pending, c->pending_len);
 	memmove(c->pending, c->pending + n, c->pending_len - n);
 	c->pending_len -= n;
 	set_input_paused(c, c->pending_len > 0);
@@ -139,11 +154,17 @@ static void pump(struct console *c)
 
 static void print_help(struct console *c)
 {
-	static const char help[] = "\r\n"
-				   "C-a h    print this help\r\n"
-				   "C-a x    exit Kestrel\r\n"
-				   "C-a C-a  send C-a to the guest\r\n";
+	static const char help[] =
+	    "\r\n"
+	    "C-a h    print this help\r\n"
+	    "C-a x    exit Kestrel\r\n"
+	    "C-a c    switch input between ttyS0 and hvc0 (--serial-virtio)\r\n"
+	    "C-a C-a  send C-a to the guest\r\n";
 	write_all(STDERR_FILENO, help, sizeof(help) - 1);
+	if (c->hvc_input) {
+		const char *msg = c->to_hvc ? "input goes to hvc0\r\n" : "input goes to ttyS0\r\n";
+		write_all(STDERR_FILENO, msg, strlen(msg));
+	}
 }
 
 static void on_input(void *opaque, uint32_t events)
@@ -172,6 +193,15 @@ static void on_input(void *opaque, uint32_t events)
 			}
 			if (ch == 'h' || ch == '?') {
 				print_help(c);
+				continue;
+			}
+			if (ch == 'c' && c->hvc_input) {
+				/* Input typed so far goes where it was meant to go. */
+				pump(c);
+				c->to_hvc = !c->to_hvc;
+				const char *msg = c->to_hvc ? "\r\n[kestrel: input to hvc0]\r\n"
+							    : "\r\n[kestrel: input to ttyS0]\r\n";
+				write_all(STDERR_FILENO, msg, strlen(msg));
 				continue;
 			}
 			if (ch != CTRL_A)

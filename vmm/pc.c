@@ -70,6 +70,30 @@ static int pc_memory(struct vm *vm, struct error *err)
 	return 0;
 }
 
+static size_t pc_hvc_input(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = opaque;
+	return virtio_console_input(vm->vcon, buf, len);
+}
+
+/* hvc0 posted receive buffers (vCPU thread): input waiting for them can go. */
+static void pc_hvc_rx_ready(void *opaque)
+{
+	struct vm *vm = opaque;
+	console_input_space(&vm->console);
+}
+
+/* Linux's /dev/console is the last console= on its command line: when that is hvc0, typing
+ * should reach hvc0 from the start. */
+static bool cmdline_console_is_hvc(const char *cmdline)
+{
+	const char *last = NULL;
+	for (const char *p = cmdline; p && (p = strstr(p, "console=")); p += 8)
+		if (p == cmdline || p[-1] == ' ')
+			last = p + 8;
+	return last && strncmp(last, "hvc", 3) == 0;
+}
+
 static void pc_hvc_write(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct vm *vm = opaque;
@@ -213,6 +237,9 @@ static int pc_pci(struct vm *vm, struct error *err)
 		if (!vm->vcon || virtio_console_init(vm->vcon, &vm->mem, pc_hvc_write, vm) ||
 		    pci_host_add(&vm->pci, &vm->vcon->vp.pci, slot++, &next))
 			return error_set(err, -ENOMEM, "cannot create virtio-console");
+		vm->vcon->rx_ready = pc_hvc_rx_ready;
+		console_set_hvc(&vm->console, pc_hvc_input, vm,
+				cmdline_console_is_hvc(vm->cfg.cmdline));
 	}
 	for (unsigned i = 0; i < vm->cfg.nr_nets; i++) {
 		ret = pc_nic(vm, i, slot++, &next, err);

@@ -131,6 +131,7 @@ struct pci_dev {
 	int msix_gsi[PCI_MSIX_MAX_VEC];
 	uint64_t msix_stale[PCI_MSIX_MAX_VEC / 64]; /* vector's address/data changed since routed */
 	bool irqfd_off;				    /* setting one up failed: exits from now on */
+	bool irqfd_said;			    /* the -v line about MSI-X irqfds was printed */
 	int intx_fd, intx_resample_fd;
 };
 

@@ -1,6 +1,7 @@
 /* virtio-console with one port (virtio 1.2 section 5.3, no VIRTIO_CONSOLE_F_MULTIPORT): the
  * guest sees it as hvc0. Output (transmitq) goes to a backend write function, inline on the
- * vCPU thread; input is offered with virtio_console_input() into the receiveq. */
+ * vCPU thread; input is offered with virtio_console_input() into the receiveq, and rx_ready
+ * says when the driver posted receive buffers (input that did not fit can be offered again). */
 #ifndef KESTREL_VIRTIO_CONSOLE_H
 #define KESTREL_VIRTIO_CONSOLE_H
 
@@ -19,6 +20,7 @@ struct virtio_console {
 	uint8_t config[VIRTIO_CONSOLE_CONFIG_SIZE];
 	void (*write)(void *opaque, const uint8_t *buf, size_t len);
 	void *write_opaque;
+	void (*rx_ready)(void *opaque); /* optional; vCPU thread; same opaque as write */
 	uint64_t tx_bytes, rx_bytes;
 };
 

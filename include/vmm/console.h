@@ -31,6 +31,10 @@ struct console {
 	int rx_space_fd; /* eventfd the UART's rx_space callback writes */
 	struct serial8250 *uart;
 	struct event_loop *loop;
+	/* A second input sink (the virtio-console, hvc0): Ctrl-a c switches between them. */
+	size_t (*hvc_input)(void *opaque, const uint8_t *buf, size_t len);
+	void *hvc_opaque;
+	bool to_hvc; /* input goes to hvc_input, not the UART */
 	/* Ctrl-a x */
 	void (*quit)(void *opaque);
 	void *quit_opaque;
@@ -42,6 +46,12 @@ int console_attach(struct console *c, struct serial8250 *uart, struct event_loop
 		   void (*quit)(void *opaque), void *opaque);
 /* The serial backend to give the UART at init. */
 struct serial8250_backend console_backend(struct console *c);
+/* Offer input to hvc_input too (Ctrl-a c switches); to_hvc: start there. */
+void console_set_hvc(struct console *c,
+		     size_t (*input)(void *opaque, const uint8_t *buf, size_t len), void *opaque,
+		     bool to_hvc);
+/* The current input sink has room again (any thread): pending input is offered again. */
+void console_input_space(struct console *c);
 /* Restore the terminal; idempotent, also done at exit and on fatal signals. */
 void console_restore(struct console *c);
 void console_close(struct console *c);

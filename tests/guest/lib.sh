@@ -34,7 +34,7 @@ kt_token() {
 }
 
 # kt_vm LOG VMM ARGS...: run a VMM with a timeout, stdout (the serial console) to LOG, stderr to
-# LOG.err, stdin from /dev/null. Sets KT_RC (exit status), KT_SECS, KT_TIMEDOUT (0/1).
+# LOG.err, stdin from /dev/null (or the text in $KT_INPUT, written when LOG shows $KT_INPUT_AFTER). Sets KT_RC (exit status), KT_SECS, KT_TIMEDOUT (0/1).
 # VMM is "kestrel" ($KESTREL with ARGS) or "qemu" ($KT_QEMU with ARGS).
 kt_vm() {
 	_log=$1 _vmm=$2
@@ -46,7 +46,27 @@ kt_vm() {
 	esac
 	echo "$*" >"$_log.cmd"
 	_t0=$(cut -d' ' -f1 /proc/uptime)
-	timeout -k 5 "$KT_TIMEOUT" "$@" >"$_log" 2>"$_log.err" </dev/null
+	if [ -n "${KT_INPUT:-}" ]; then
+		# Typed on the VMM's stdin (a FIFO), once the console shows $KT_INPUT_AFTER: input
+		# sent before the guest listens may be dropped by the guest, as on a real line.
+		rm -f "$_log.in"
+		mkfifo "$_log.in"
+		(
+			exec 3>"$_log.in" # waits for the VMM to open its end
+			_n=0
+			while [ -n "${KT_INPUT_AFTER:-}" ] && [ $_n -lt "$KT_TIMEOUT" ] &&
+				! grep -q "$KT_INPUT_AFTER" "$_log" 2>/dev/null; do
+				sleep 1
+				_n=$((_n + 1))
+			done
+			printf '%s' "$KT_INPUT" >&3
+		) &
+		timeout -k 5 "$KT_TIMEOUT" "$@" >"$_log" 2>"$_log.err" <"$_log.in"
+		wait
+		rm -f "$_log.in"
+	else
+		timeout -k 5 "$KT_TIMEOUT" "$@" >"$_log" 2>"$_log.err" </dev/null
+	fi
 	KT_RC=$?
 	_t1=$(cut -d' ' -f1 /proc/uptime)
 	KT_SECS=$(awk -v a="$_t0" -v b="$_t1" 'BEGIN { printf "%.1f", b - a }')

@@ -160,7 +160,7 @@ class Qtest:
 class Vm:
     """kestrel run --accel qtest with a QMP socket and a qtest socket in a temp dir."""
 
-    def __init__(self, extra=(), qtest=True, qmp="unix"):
+    def __init__(self, extra=(), qtest=True, qmp="unix", stdin=subprocess.DEVNULL):
         self.dir = tempfile.mkdtemp(prefix="kestrel-qmp-")
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
         self.qtest_path = os.path.join(self.dir, "qtest.sock")
@@ -179,7 +179,7 @@ class Vm:
         args += list(extra)
         self.log = open(os.path.join(self.dir, "kestrel.log"), "w+")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=stdin)
         end = time.time() + 10
         while time.time() < end:
             if self.proc.poll() is not None:

@@ -5,6 +5,7 @@ Prints TAP."""
 import os
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -206,6 +207,27 @@ def console(qt, path):
         t.ok(b"hvc0 says hi\n" in f.read(), "virtio-console: output reaches the console file")
 
 
+def console_input():
+    """Host input to hvc0: bytes on Kestrel's stdin wait until the driver posts receive
+    buffers (console=hvc0 last on the command line makes hvc0 the input target)."""
+    vm = Vm(["--console", "stdio", "--serial-virtio", "--cmdline", "console=ttyS0 console=hvc0"],
+            stdin=subprocess.PIPE)
+    try:
+        vm.proc.stdin.write(b"typed on stdin\n")
+        vm.proc.stdin.flush()
+        qt = Qt(vm.qtest_path)
+        time.sleep(0.2)  # the bytes are read while no driver is there yet
+        d = Dev(qt, 1)
+        d.start(2)
+        d.submit(0, [(BUF + 0x6000, 64, True)])
+        n = d.wait_used(0)
+        t.eq(n, 15, "virtio-console: stdin bytes land in the receive buffer once posted")
+        t.eq(qt.memr(BUF + 0x6000, 15), b"typed on stdin\n", "virtio-console: the bytes typed")
+        qt.close()
+    finally:
+        vm.kill()
+
+
 def machine_reset(qt, q):
     """system_reset: devices back to power-on state, BARs where firmware put them, not decoded."""
     d = Dev(qt, 1)
@@ -247,7 +269,7 @@ def main():
         machine_reset(qt, q)
         qt.close()
         q.cmd("quit")
-        t.eq(vm.wait(10), 0, "VM exits 0 on quit")
+        t.eq(vm.wait(30), 0, "VM exits 0 on quit")
     finally:
         out = vm.output()
         vm.kill()
@@ -256,6 +278,7 @@ def main():
         print("# kestrel output:")
         for line in out.splitlines()[-10:]:
             print("# " + line)
+    console_input()
     return t.done()
 
 

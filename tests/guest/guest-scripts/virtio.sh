@@ -1,6 +1,6 @@
 #!/bin/sh
 # Guest side of tests/virtio/cases/virtio.sh, MSI-X run: vda = ext4 image, vdb = raw scratch,
-# vdc = read-only qcow2, virtio-rng, virtio-console. One "KT key=value" line per fact.
+# vdc = read-only qcow2, virtio-console. One "KT key=value" line per fact.
 t() { echo "KT t_$1=$(cut -d' ' -f1 /proc/uptime)"; }
 echo "KT nproc=$(nproc)"
 echo "KT disks=$(ls /sys/block | grep '^vd' | tr '\n' ' ')"
@@ -32,9 +32,6 @@ if echo x | dd of=/dev/vdc bs=512 count=1 conv=fsync 2>/dev/null; then
 else
 	echo "KT vdc_write=refused"
 fi
-t rng
-echo "KT rng_current=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
-echo "KT hwrng_bytes=$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
 t irqs
 grep virtio /proc/interrupts >/tmp/irqs
 echo "KT msi_lines=$(grep -c 'PCI-MSI' /tmp/irqs)"

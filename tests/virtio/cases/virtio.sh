@@ -1,11 +1,17 @@
 #!/bin/sh
 # kt-limit: 900
-# virtio acceptance (guest side in tests/guest/guest-scripts/virtio*.sh), two boots:
+# virtio acceptance (guest side in tests/guest/guest-scripts/virtio*.sh), three boots:
 #  1. 4 vCPUs, MSI-X: an ext4 disk (the guest writes files; the host checks them with debugfs
 #     in tests/virtio/test_virtio_guest.sh from the image this case sends back), a raw scratch
-#     disk (write + read back), a read-only qcow2 disk (reads, refuses writes), virtio-rng
-#     (/dev/hwrng), virtio-console (/dev/hvc0 reaches stdout).
-#  2. 1 vCPU, pci=nomsi: the same devices over INTx, hvc0 as a kernel console.
+#     disk (write + read back), a read-only qcow2 disk (reads, refuses writes), virtio-console
+#     (/dev/hvc0 reaches stdout).
+#  2. 1 vCPU, pci=nomsi: a disk, virtio-rng (/dev/hwrng) and hvc0 as a kernel console, over INTx.
+#  3. 1 vCPU, MSI-X: the same as 2 with message-signalled interrupts.
+# virtio-rng is not in the 4-vCPU boot: under the nested harness (QEMU TCG emulating SVM), an
+# L2 guest with several vCPUs and virtio-rng wedges L1 or triple-faults at the rng's first
+# requests, with QEMU as the L2 VMM as well (L1: "soft lockup - CPU#0 stuck" in
+# qemu-system-x86); the hwrng thread's stream of cross-CPU interrupts is what TCG's nested
+# SVM gets wrong. On real hardware that boot is fine.
 . "$KT_LIB"
 ART=$KT_ART/virtio
 case "$1" in
@@ -37,7 +43,7 @@ KT_TIMEOUT=$((KT_TIMEOUT * 2))
 # shellcheck disable=SC2086
 kt_vm "$log" kestrel run $G --cpus 4 --console stdio -v \
 	--disk "$W/ext4.img,format=raw" --disk "$W/scratch.raw,format=raw,discard=on" \
-	--disk "$W/ro.qcow2,readonly=on" --rng --serial-virtio \
+	--disk "$W/ro.qcow2,readonly=on" --serial-virtio \
 	--cmdline "console=ttyS0 kestrel.test=virtio $(kt_token)"
 kt_ran virtio-msi "$log"
 KT_TIMEOUT=$limit
@@ -52,16 +58,11 @@ if grep -q "KT virtio-done" "$log"; then
 	kt_expect "virtio-msi: vdc is read-only" "$(kt_get "$log" vdc_ro)" 1
 	kt_expect "virtio-msi: vdc (qcow2) content" "$(kt_get "$log" vdc_head)" KESTREL-RO-DISK
 	kt_expect "virtio-msi: a write to vdc is refused" "$(kt_get "$log" vdc_write)" refused
-	kt_expect "virtio-msi: /dev/hwrng gave 64 bytes" "$(kt_get "$log" hwrng_bytes)" 64
-	case "$(kt_get "$log" rng_current)" in
-	virtio_rng*) kt_ok "virtio-msi: hw_random uses virtio_rng" ;;
-	*) kt_fail "virtio-msi: rng_current is '$(kt_get "$log" rng_current)'" ;;
-	esac
 	m=$(kt_get "$log" msi_lines)
-	if [ -n "$m" ] && [ "$m" -ge 4 ]; then
+	if [ -n "$m" ] && [ "$m" -ge 3 ]; then
 		kt_ok "virtio-msi: $m virtio interrupt lines are PCI-MSI"
 	else
-		kt_fail "virtio-msi: virtio lines with PCI-MSI: '$m' (want >= 4)"
+		kt_fail "virtio-msi: virtio lines with PCI-MSI: '$m' (want >= 3)"
 		grep "^KT-IRQ" "$log" | kt_diag
 	fi
 	# -v: Kestrel says when a device's doorbells moved onto KVM ioeventfds.
@@ -71,6 +72,13 @@ if grep -q "KT virtio-done" "$log"; then
 	else
 		kt_fail "virtio-msi: $n ioeventfd doorbell messages on stderr (want 3+)"
 		tail -n 5 "$log.err" | kt_diag
+	fi
+	# -v: and when a device's MSI-X vectors went onto KVM irqfds.
+	n=$(grep -c "virtio-.*MSI-X vectors on irqfds" "$log.err")
+	if [ "$n" -ge 4 ]; then
+		kt_ok "virtio-msi: interrupts of the 4 devices on irqfds"
+	else
+		kt_fail "virtio-msi: $n MSI-X irqfd messages on stderr (want 4+)"
 	fi
 	# Unanchored: the hvc0 bytes may land in the middle of a ttyS0 line.
 	if grep -q "KT-HVC hello from hvc0" "$log"; then
@@ -86,10 +94,13 @@ fi
 log=$KT_OUT/virtio-intx.log
 truncate -s 0 "$W/scratch.raw"
 truncate -s 8M "$W/scratch.raw"
+KT_INPUT="typed-into-hvc0
+" KT_INPUT_AFTER="KT hvc-ready"
 # shellcheck disable=SC2086
-kt_vm "$log" kestrel run $G --cpus 1 --console stdio \
+kt_vm "$log" kestrel run $G --cpus 1 --console stdio -v \
 	--disk "$W/scratch.raw" --rng --serial-virtio \
 	--cmdline "console=ttyS0 console=hvc0 pci=nomsi kestrel.test=virtio_intx $(kt_token)"
+KT_INPUT= KT_INPUT_AFTER=
 kt_ran virtio-intx "$log"
 if grep -q "KT intx-done" "$log"; then
 	kt_expect "virtio-intx: raw vda written" "$(kt_get "$log" vda_write)" ok
@@ -112,8 +123,44 @@ if grep -q "KT intx-done" "$log"; then
 	else
 		kt_fail "virtio-intx: the /dev/hvc0 line is not on stdout"
 	fi
+	kt_expect "virtio-intx: a line typed on Kestrel's stdin arrived on /dev/hvc0" \
+		"$(kt_get "$log" hvc_in)" typed-into-hvc0
+	# -v: INTx lines bound to level-triggered irqfds with a resample fd (the disk, rng and
+	# console; their driver's EOI re-raises a line the device still asserts).
+	n=$(grep -c "virtio-.*INTx on a resampled irqfd" "$log.err")
+	if [ "$n" -ge 3 ]; then
+		kt_ok "virtio-intx: INTx of the 3 devices on resampled irqfds"
+	else
+		kt_fail "virtio-intx: $n INTx irqfd messages on stderr (want 3)"
+	fi
 else
 	kt_fail "virtio-intx: guest script did not finish (no 'KT intx-done')"
+	kt_show "$log"
+fi
+log=$KT_OUT/virtio-rng-msi.log
+truncate -s 0 "$W/scratch.raw"
+truncate -s 8M "$W/scratch.raw"
+# shellcheck disable=SC2086
+kt_vm "$log" kestrel run $G --cpus 1 --console stdio \
+	--disk "$W/scratch.raw" --rng --serial-virtio \
+	--cmdline "console=ttyS0 console=hvc0 kestrel.test=virtio_intx $(kt_token)"
+kt_ran virtio-rng-msi "$log"
+if grep -q "KT intx-done" "$log"; then
+	kt_expect "virtio-rng-msi: raw vda reads back" "$(kt_get "$log" vda_readback)" ok
+	kt_expect "virtio-rng-msi: /dev/hwrng gave 64 bytes" "$(kt_get "$log" hwrng_bytes)" 64
+	case "$(kt_get "$log" rng_current)" in
+	virtio_rng*) kt_ok "virtio-rng-msi: hw_random uses virtio_rng" ;;
+	*) kt_fail "virtio-rng-msi: rng_current is '$(kt_get "$log" rng_current)'" ;;
+	esac
+	m=$(kt_get "$log" msi_lines)
+	if [ -n "$m" ] && [ "$m" -ge 3 ]; then
+		kt_ok "virtio-rng-msi: $m interrupt lines are PCI-MSI"
+	else
+		kt_fail "virtio-rng-msi: PCI-MSI lines: '$m' (want >= 3)"
+		grep "^KT-IRQ" "$log" | kt_diag
+	fi
+else
+	kt_fail "virtio-rng-msi: guest script did not finish (no 'KT intx-done')"
 	kt_show "$log"
 fi
 exit 0
