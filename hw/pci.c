@@ -441,7 +441,20 @@ static void msix_write(void *opaque, uint64_t offset, uint64_t value, unsigned s
 	pthread_mutex_unlock(&d->irq_lock);
 }
 
-static const struct io_ops msix_ops = {.read = msix_read, .write = msix_write};
+static unsigned msix_subregions(void *opaque, struct io_subregion *out, unsigned max)
+{
+	struct pci_dev *d = opaque;
+	if (max < 2)
+		return 0;
+	out[0] =
+	    (struct io_subregion){.offset = 0, .len = d->msix_vecs * 16u, .name = "msix-table"};
+	out[1] = (struct io_subregion){
+	    .offset = MSIX_PBA_OFFSET, .len = (d->msix_vecs + 63) / 64 * 8, .name = "msix-pba"};
+	return 2;
+}
+
+static const struct io_ops msix_ops = {
+    .read = msix_read, .write = msix_write, .subregions = msix_subregions};
 
 int pci_dev_init_msix(struct pci_dev *d, unsigned nvec, unsigned bar_idx)
 {

@@ -350,7 +350,29 @@ static void bar_write(void *opaque, uint64_t offset, uint64_t value, unsigned si
 	}
 }
 
-static const struct io_ops bar_ops = {.read = bar_read, .write = bar_write};
+/* BAR 4's parts as QEMU's info mtree names them: virtio-pci-{common,isr,device,notify}-DEV. */
+static unsigned bar_subregions(void *opaque, struct io_subregion *out, unsigned max)
+{
+	struct virtio_pci *vp = opaque;
+	static const struct {
+		const char *what;
+		uint64_t off;
+	} parts[] = {{"common", VIRTIO_PCI_COMMON_OFF},
+		     {"isr", VIRTIO_PCI_ISR_OFF},
+		     {"device", VIRTIO_PCI_DEVICE_OFF},
+		     {"notify", VIRTIO_PCI_NOTIFY_OFF}};
+	unsigned n = 0;
+	for (; n < 4 && n < max; n++) {
+		out[n].offset = parts[n].off;
+		out[n].len = 0x1000;
+		snprintf(out[n].name, sizeof(out[n].name), "virtio-pci-%s-%s", parts[n].what,
+			 vp->vdev.name);
+	}
+	return n;
+}
+
+static const struct io_ops bar_ops = {
+    .read = bar_read, .write = bar_write, .subregions = bar_subregions};
 
 /* VIRTIO_PCI_CAP_PCI_CFG (4.1.4.9): the driver puts bar, offset and length in the capability,
  * then reads or writes pci_cfg_data (cap + 16) to access that BAR 4 location. */

@@ -58,6 +58,12 @@ static int mtree_range(const struct io_range *r, void *arg)
 	struct mtree_ctx *c = arg;
 	fprintf(c->out, "    %016" PRIx64 "-%016" PRIx64 " (prio %d, %s): %s\n", r->base,
 		r->base + r->len - 1, r->priority, c->kind, r->name ? r->name : "?");
+	struct io_subregion sub[8];
+	unsigned n = r->ops->subregions ? r->ops->subregions(r->opaque, sub, 8) : 0;
+	for (unsigned i = 0; i < n && i < 8; i++)
+		fprintf(c->out, "      %016" PRIx64 "-%016" PRIx64 " (prio 0, %s): %s\n",
+			r->base + sub[i].offset, r->base + sub[i].offset + sub[i].len - 1, c->kind,
+			sub[i].name);
 	return 0;
 }
 

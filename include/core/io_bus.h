@@ -15,10 +15,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* A named part of a range, for "info mtree" only (dispatch does not look at it). */
+struct io_subregion {
+	uint64_t offset, len;
+	char name[64];
+};
+
 struct io_ops {
 	/* size is 1, 2, 4 or 8; offset is relative to the range's base. */
 	uint64_t (*read)(void *opaque, uint64_t offset, unsigned size);
 	void (*write)(void *opaque, uint64_t offset, uint64_t value, unsigned size);
+	/* Optional: fill at most max parts of the range (as QEMU's subregions show them), in
+	 * address order; returns how many. */
+	unsigned (*subregions)(void *opaque, struct io_subregion *out, unsigned max);
 };
 
 struct io_range {

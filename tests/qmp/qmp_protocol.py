@@ -11,7 +11,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from qmplib import Qmp, Tap, Vm  # noqa: E402
+from qmplib import Qmp, Qtest, Tap, Vm  # noqa: E402
 
 t = Tap()
 
@@ -96,10 +96,19 @@ def hmp(vm):
     def h(line):
         return q.cmd("human-monitor-command", {"command-line": line}).get("return")
 
+    # As firmware would: memory decode on for the disk (slot 1), so its BARs are mapped.
+    qt = Qtest(vm.qtest_path)
+    qt.cmd(f"outl 0xcf8 {0x80000000 | 1 << 11 | 0x04:#x}")
+    qt.cmd("outw 0xcfc 0x2")
+    qt.close()
     m = h("info mtree")
     t.ok(isinstance(m, str) and "address-space: memory" in m and "address-space: I/O" in m
          and "pc.ram" in m and "serial" in m and "rtc" in m and "i8042" in m,
          "info mtree: memory and I/O trees with RAM and devices", m)
+    t.ok(all(f"virtio-pci-{p}-virtio-blk0" in m for p in ("common", "isr", "device", "notify"))
+         and "msix-table" in m and "msix-pba" in m,
+         "info mtree: the virtio-pci BAR's common/isr/device/notify parts and the MSI-X BAR's",
+         m)
     r = h("info ramblock")
     t.ok("Block Name" in r and "pc.ram" in r and "0x0000000010000000" in r,
          "info ramblock lists pc.ram with its size", r)
