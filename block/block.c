@@ -21,6 +21,11 @@ const char *blk_last_error(void)
 	return last_error;
 }
 
+void blk_clear_error(void)
+{
+	last_error[0] = 0;
+}
+
 void blk_set_error(const char *fmt, ...)
 {
 	va_list ap;

@@ -1,8 +1,10 @@
 /* Raw image driver: the disk is the file, byte for byte. Also the "file" layer under
  * qcow2. Uses pread/pwrite on one fd (no lock, so I/O threads run in parallel); with
  * cache=none the fd is O_DIRECT and unaligned requests go through aligned bounce buffers
- * (read-modify-write for writes). Holes are found with SEEK_DATA/SEEK_HOLE (lseek(2)) and
- * made with fallocate(2) PUNCH_HOLE. */
+ * (read-modify-write for writes). The alignment O_DIRECT needs comes from statx(2)
+ * STATX_DIOALIGN (Linux 6.1), else 4096, which every device accepts. Holes are found with
+ * SEEK_DATA/SEEK_HOLE (lseek(2)) and made with fallocate(2) PUNCH_HOLE. The fd is also handed to
+ * block/aio.c, which reads and writes it through io_uring. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -18,18 +20,35 @@
 #include "util/log.h"
 #include "block/driver.h"
 
-#define RAW_DIRECT_ALIGN 4096u
+#define RAW_DIRECT_ALIGN 4096u /* when the kernel does not say */
 
 struct raw {
 	int fd;
 	bool direct;
 	bool is_blockdev;
-	pthread_mutex_t rmw_lock; /* unaligned O_DIRECT writes only */
+	unsigned mem_align, off_align; /* O_DIRECT: buffers; offsets and lengths */
+	pthread_mutex_t rmw_lock;      /* unaligned O_DIRECT writes only */
 };
 
-static bool is_aligned(uint64_t off, const void *buf, size_t len)
+static bool is_aligned(const struct raw *r, uint64_t off, const void *buf, size_t len)
 {
-	return ((off | (uintptr_t)buf | len) & (RAW_DIRECT_ALIGN - 1)) == 0;
+	return ((off | len) & (r->off_align - 1)) == 0 &&
+	       ((uintptr_t)buf & (r->mem_align - 1)) == 0 && (len & (r->mem_align - 1)) == 0;
+}
+
+/* The alignments O_DIRECT needs on FD: powers of two, at least 512. */
+static void direct_alignment(int fd, unsigned *mem, unsigned *off)
+{
+	struct statx sx;
+	*mem = *off = RAW_DIRECT_ALIGN;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) < 0 ||
+	    !(sx.stx_mask & STATX_DIOALIGN) || !sx.stx_dio_offset_align)
+		return;
+	unsigned m = sx.stx_dio_mem_align, o = sx.stx_dio_offset_align;
+	if ((m & (m - 1)) || (o & (o - 1)) || o > (1u << 20) || m > (1u << 20))
+		return;
+	*mem = m < 512 ? 512 : m;
+	*off = o < 512 ? 512 : o;
 }
 
 /* Full read; bytes past the end of the file read as zeros. */
@@ -76,12 +95,13 @@ static int full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 static int raw_pread(struct blk *b, uint64_t off, void *buf, size_t len)
 {
 	struct raw *r = b->opaque;
-	if (!r->direct || is_aligned(off, buf, len))
+	if (!r->direct || is_aligned(r, off, buf, len))
 		return full_pread(r->fd, buf, len, off);
-	uint64_t start = off & ~(uint64_t)(RAW_DIRECT_ALIGN - 1);
-	uint64_t end = (off + len + RAW_DIRECT_ALIGN - 1) & ~(uint64_t)(RAW_DIRECT_ALIGN - 1);
+	uint64_t a = r->off_align > r->mem_align ? r->off_align : r->mem_align;
+	uint64_t start = off & ~(a - 1);
+	uint64_t end = (off + len + a - 1) & ~(a - 1);
 	void *bounce;
-	if (posix_memalign(&bounce, RAW_DIRECT_ALIGN, end - start))
+	if (posix_memalign(&bounce, a, end - start))
 		return -ENOMEM;
 	int ret = full_pread(r->fd, bounce, end - start, start);
 	if (ret == 0)
@@ -94,12 +114,13 @@ static int raw_pwrite(struct blk *b, uint64_t off, const void *buf, size_t len)
 {
 	struct raw *r = b->opaque;
 	int ret;
-	if (!r->direct || is_aligned(off, buf, len))
+	if (!r->direct || is_aligned(r, off, buf, len))
 		return full_pwrite(r->fd, buf, len, off);
-	uint64_t start = off & ~(uint64_t)(RAW_DIRECT_ALIGN - 1);
-	uint64_t end = (off + len + RAW_DIRECT_ALIGN - 1) & ~(uint64_t)(RAW_DIRECT_ALIGN - 1);
+	uint64_t a = r->off_align > r->mem_align ? r->off_align : r->mem_align;
+	uint64_t start = off & ~(a - 1);
+	uint64_t end = (off + len + a - 1) & ~(a - 1);
 	void *bounce;
-	if (posix_memalign(&bounce, RAW_DIRECT_ALIGN, end - start))
+	if (posix_memalign(&bounce, a, end - start))
 		return -ENOMEM;
 	pthread_mutex_lock(&r->rmw_lock);
 	if (start != off || (off + len) != end)
@@ -272,6 +293,9 @@ static int raw_open(struct blk *b, const struct blk_open_opts *o, int depth)
 		r->is_blockdev = S_ISBLK(st.st_mode);
 	r->fd = fd;
 	r->direct = o->cache == BLK_CACHE_NONE;
+	r->mem_align = r->off_align = 1;
+	if (r->direct)
+		direct_alignment(fd, &r->mem_align, &r->off_align);
 	pthread_mutex_init(&r->rmw_lock, NULL);
 	b->opaque = r;
 	b->size = fd_length(fd);
@@ -310,6 +334,17 @@ static int raw_create(const char *path, const struct blk_create_opts *o)
 	return ret;
 }
 
+static int raw_aio_file(struct blk *b, struct blk_aio_file *f)
+{
+	struct raw *r = b->opaque;
+	f->fd = r->fd;
+	f->direct = r->direct;
+	f->mem_align = r->mem_align;
+	f->off_align = r->off_align;
+	f->flush_noop = b->cache == BLK_CACHE_UNSAFE;
+	return 0;
+}
+
 const struct blk_driver blk_raw_driver = {
     .name = "raw",
     .format = BLK_FMT_RAW,
@@ -324,4 +359,5 @@ const struct blk_driver blk_raw_driver = {
     .block_status = raw_block_status,
     .get_info = raw_get_info,
     .create = raw_create,
+    .aio_file = raw_aio_file,
 };

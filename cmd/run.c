@@ -44,7 +44,9 @@ static void run_usage(FILE *out)
 	    "  --debug-exit           a write of V to port 0xf4 exits with code (V << 1) | 1\n"
 	    "  --name NAME            a name for the VM (shown by the monitor)\n"
 	    "  --disk PATH[,format=raw|qcow2][,readonly=on][,cache=none|writeback][,discard=on]\n"
-	    "                         a virtio-blk disk (repeat for more, up to 8)\n"
+	    "        [,aio=io_uring|sync]\n"
+	    "                         a virtio-blk disk (repeat for more, up to 8); raw images\n"
+	    "                         use io_uring where the kernel allows (aio=sync: never)\n"
 	    "  --rng                  a virtio-rng device (the guest's /dev/hwrng)\n"
 	    "  --serial-virtio        a virtio-console: the guest's hvc0 writes to the console\n"
 	    "  --net user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...\n"
@@ -212,9 +214,14 @@ static int parse_disk(char *arg, struct vm_config *cfg)
 				d->cache = BLK_CACHE_WRITEBACK;
 			else
 				return bad_option("--disk: cache=%s is not none or writeback", val);
+		} else if (!strcmp(tok, "aio")) {
+			if (!strcmp(val, "io_uring") || !strcmp(val, "sync"))
+				d->sync_io = !strcmp(val, "sync");
+			else
+				return bad_option("--disk: aio=%s is not io_uring or sync", val);
 		} else {
 			return bad_option("--disk: unknown option '%s' (format, readonly, cache, "
-					  "discard)",
+					  "discard, aio)",
 					  tok);
 		}
 	}

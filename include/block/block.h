@@ -98,6 +98,7 @@ uint32_t blk_cluster_size(struct blk *b); /* 0 for raw */
 
 /* Text of the last error on this thread ("" if none). */
 const char *blk_last_error(void);
+void blk_clear_error(void);
 void blk_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Image creation. */

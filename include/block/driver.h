@@ -7,6 +7,16 @@
 
 #include "block/block.h"
 
+/* What block/aio.c needs to do a driver's reads, writes and flushes itself, with io_uring:
+ * the host file that holds the disk's bytes one for one (raw). */
+struct blk_aio_file {
+	int fd;
+	bool direct;	    /* O_DIRECT: buffers, offsets and lengths must be aligned */
+	unsigned mem_align; /* buffer address and segment length alignment (direct) */
+	unsigned off_align; /* file offset and total length alignment (direct) */
+	bool flush_noop;    /* cache=unsafe: flushes succeed without syncing */
+};
+
 struct blk_driver {
 	const char *name;
 	enum blk_format format;
@@ -31,6 +41,9 @@ struct blk_driver {
 	int (*snapshot_delete)(struct blk *b, const char *name);
 	int (*set_backing)(struct blk *b, const char *backing, const char *fmt);
 	int (*make_empty)(struct blk *b);
+	/* Optional: the file for asynchronous I/O (see struct blk_aio_file); without it, or
+	 * when it returns an error, block/aio.c serves requests synchronously. */
+	int (*aio_file)(struct blk *b, struct blk_aio_file *f);
 };
 
 struct blk {

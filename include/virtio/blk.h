@@ -1,10 +1,16 @@
 /* virtio-blk (virtio 1.2 section 5.2): a disk image behind a virtio PCI function.
  *
- * Requests are served on the device's own iothread: a doorbell write only kicks an eventfd,
- * the iothread drains every queue with the device lock held and does the I/O synchronously
- * through the block layer (block/block.h). Supported: read, write, flush, get-id, discard
- * (with discard=on), write-zeroes, several queues (VIRTIO_BLK_F_MQ), read-only disks
- * (VIRTIO_BLK_F_RO, writes fail with IOERR). A failing host write answers IOERR.
+ * Requests are served on the device's own iothread: a doorbell write only kicks an eventfd;
+ * the iothread takes every available request of every queue and starts it through the block
+ * layer's asynchronous interface (block/aio.h: io_uring for raw images, synchronous for qcow2
+ * or where io_uring is unavailable), then sleeps on the doorbell and the completion eventfd.
+ * Requests complete in whatever order the host finishes them (each has its own head in the used
+ * ring). All queue and io_uring work happens with the device lock held. A device reset (driver
+ * or machine) waits for the requests in flight and completes nothing into the reset queues.
+ *
+ * Supported: read, write, flush, get-id, discard (with discard=on), write-zeroes, several
+ * queues (VIRTIO_BLK_F_MQ), read-only disks (VIRTIO_BLK_F_RO, writes fail with IOERR). A
+ * failing host read or write answers IOERR.
  */
 #ifndef KESTREL_VIRTIO_BLK_H
 #define KESTREL_VIRTIO_BLK_H
@@ -14,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "block/aio.h"
 #include "block/block.h"
 #include "util/error.h"
 #include "virtio/virtio.h"
@@ -49,7 +56,10 @@ struct virtio_blk_opts {
 	enum blk_cache cache;
 	bool discard;
 	unsigned num_queues; /* 0 or 1: one queue */
+	bool sync_io;	     /* aio=sync: no io_uring */
 };
+
+struct virtio_blk_req;
 
 struct virtio_blk {
 	struct virtio_pci vp;
@@ -64,9 +74,15 @@ struct virtio_blk {
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stop;
-	struct vq_elem elem; /* the iothread's current request */
-	/* Counters (iothread) */
+	struct blk_aio *aio;
+	struct virtio_blk_req *free_reqs;	     /* recycled request slots */
+	bool quiescing;				     /* reset: completions are dropped */
+	unsigned unsignalled[VIRTIO_BLK_MAX_QUEUES]; /* used entries since the last interrupt */
+	/* Tests: the iothread leaves completions waiting (to reset with requests in flight). */
+	atomic_bool hold_completions;
+	/* Counters (lock held) */
 	uint64_t nr_requests, nr_errors;
+	uint64_t nr_dropped; /* finished during a reset, not returned to the driver */
 };
 
 /* Open the image and build the PCI function; `index` names it (virtio-blk<index>, serial

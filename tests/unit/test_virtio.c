@@ -4,6 +4,7 @@
  * Linux driver does. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -256,7 +257,8 @@ static uint8_t peek8(struct drv *d, uint64_t a)
 
 /* --- virtio-blk --------------------------------------------------------------------------- */
 
-static int blk_setup_opts(void **state, bool readonly, bool discard)
+static int blk_setup_opts(void **state, bool readonly, bool discard, enum blk_cache cache,
+			  bool sync_io)
 {
 	struct drv *d = calloc(1, sizeof(*d));
 	drv_init(d);
@@ -274,6 +276,8 @@ static int blk_setup_opts(void **state, bool readonly, bool discard)
 				    .format = BLK_FMT_RAW,
 				    .readonly = readonly,
 				    .discard = discard,
+				    .cache = cache,
+				    .sync_io = sync_io,
 				    .num_queues = 2};
 	struct error err = {0};
 	assert_int_equal(virtio_blk_init(d->blk, &o, 0, &d->gm, &err), 0);
@@ -284,21 +288,47 @@ static int blk_setup_opts(void **state, bool readonly, bool discard)
 
 static int blk_setup(void **state)
 {
-	return blk_setup_opts(state, false, true);
+	return blk_setup_opts(state, false, true, BLK_CACHE_WRITEBACK, false);
 }
 
 static int blk_setup_ro(void **state)
 {
-	return blk_setup_opts(state, true, false);
+	return blk_setup_opts(state, true, false, BLK_CACHE_WRITEBACK, false);
+}
+
+/* aio=sync: the same tests over the synchronous path. */
+static int blk_setup_sync(void **state)
+{
+	blk_setup_opts(state, false, true, BLK_CACHE_WRITEBACK, true);
+	struct drv *d = *state;
+	assert_false(blk_aio_uses_uring(d->blk->aio));
+	return 0;
+}
+
+/* cache=none, where the file system has O_DIRECT (else the test is a SKIP). */
+static int blk_setup_direct(void **state)
+{
+	char probe[64];
+	snprintf(probe, sizeof(probe), "/tmp/kestrel-test-direct-%d", getpid());
+	int fd = open(probe, O_CREAT | O_RDWR | O_DIRECT, 0600);
+	unlink(probe);
+	if (fd < 0) {
+		*state = NULL;
+		return 0;
+	}
+	close(fd);
+	return blk_setup_opts(state, false, true, BLK_CACHE_NONE, false);
 }
 
 static int blk_teardown(void **state)
 {
 	struct drv *d = *state;
+	if (!d)
+		return 0;
 	virtio_blk_destroy(d->blk);
+	pci_host_destroy(&d->host); /* releases the function's irqfds: before it is freed */
 	free(d->blk);
 	unlink(d->path);
-	pci_host_destroy(&d->host);
 	io_bus_destroy(&d->pio);
 	io_bus_destroy(&d->mmio);
 	gm_destroy(&d->gm);
@@ -309,17 +339,22 @@ static int blk_teardown(void **state)
 #define FEAT(b)	     (1ULL << (b))
 #define ALL_FEATURES (~0ULL)
 
-static void blk_start(struct drv *d, bool msix)
+static void blk_start_sized(struct drv *d, bool msix, uint16_t qsize)
 {
 	uint8_t st = negotiate(d, ALL_FEATURES);
 	assert_true(st & VIRTIO_STATUS_FEATURES_OK);
 	if (msix)
 		msix_on(d, 3);
-	setup_queue(d, 0, 16, msix ? 1 : VIRTIO_MSI_NO_VECTOR);
-	setup_queue(d, 1, 16, msix ? 2 : VIRTIO_MSI_NO_VECTOR);
+	setup_queue(d, 0, qsize, msix ? 1 : VIRTIO_MSI_NO_VECTOR);
+	setup_queue(d, 1, qsize, msix ? 2 : VIRTIO_MSI_NO_VECTOR);
 	if (msix)
 		wr(d, d->common + VIRTIO_PCI_MSIX_CONFIG, 2, 0);
 	driver_ok(d);
+}
+
+static void blk_start(struct drv *d, bool msix)
+{
+	blk_start_sized(d, msix, 16);
 }
 
 static void put_hdr(struct drv *d, uint64_t a, uint32_t type, uint64_t sector)
@@ -738,6 +773,284 @@ static void blk_bad_rings(void **state)
 	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_SIZE, 2), 100);
 }
 
+/* --- virtio-blk: many requests in flight ------------------------------------------------ */
+
+/* Offer a chain of n buffers at descriptors first..first+n-1, without ringing the doorbell. */
+static void offer(struct drv *d, unsigned q, uint16_t first, const struct buf *b, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct vring_desc desc = {.addr = b[i].addr,
+					  .len = b[i].len,
+					  .flags =
+					      (uint16_t)((b[i].write ? VRING_DESC_F_WRITE : 0) |
+							 (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
+					  .next = (uint16_t)(first + i + 1)};
+		assert_int_equal(gm_write(&d->gm, RING(q) + 16u * (first + i), &desc, 16), 0);
+	}
+	uint16_t slot = d->avail_idx[q] % d->qsize[q];
+	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 4 + 2 * slot, &first, 2), 0);
+	d->avail_idx[q]++;
+	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 2, &d->avail_idx[q], 2), 0);
+}
+
+static void doorbell(struct drv *d, unsigned q)
+{
+	wr(d, d->notify + q * d->notify_mult, 2, q);
+}
+
+/* The next used entry of queue q (waiting for it): its id, and its length as the result. */
+static int wait_used_id(struct drv *d, unsigned q, uint16_t *id)
+{
+	for (int i = 0; i < 5000; i++) {
+		uint16_t idx;
+		assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 2, &idx, 2), 0);
+		if (idx != d->used_seen[q]) {
+			uint32_t ent[2];
+			unsigned slot = d->used_seen[q] % d->qsize[q];
+			assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 4 + 8 * slot, ent, 8),
+					 0);
+			d->used_seen[q]++;
+			*id = (uint16_t)ent[0];
+			return (int)ent[1];
+		}
+		usleep(1000);
+	}
+	return -1;
+}
+
+static uint16_t used_idx(struct drv *d, unsigned q)
+{
+	uint16_t idx;
+	assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 2, &idx, 2), 0);
+	return idx;
+}
+
+static unsigned inflight(struct drv *d)
+{
+	pthread_mutex_lock(&d->blk->vp.vdev.lock);
+	unsigned n = blk_aio_inflight(d->blk->aio);
+	pthread_mutex_unlock(&d->blk->vp.vdev.lock);
+	return n;
+}
+
+static struct blk_aio_stats aio_stats(struct drv *d)
+{
+	struct blk_aio_stats st;
+	pthread_mutex_lock(&d->blk->vp.vdev.lock);
+	blk_aio_get_stats(d->blk->aio, &st);
+	pthread_mutex_unlock(&d->blk->vp.vdev.lock);
+	return st;
+}
+
+static void wait_inflight(struct drv *d, unsigned n)
+{
+	for (int i = 0; i < 5000 && inflight(d) != n; i++)
+		usleep(1000);
+	assert_int_equal(inflight(d), n);
+}
+
+#define NREQ		 40 /* per queue */
+#define REQ_SZ		 0x2000u
+#define REQ_AT(q, i)	 (BUF + ((q)*NREQ + (i)) * REQ_SZ) /* header; status +0x10; data +0x1000 */
+#define REQ_SECTOR(q, i) (64u + ((q)*NREQ + (i)) * 8u)
+
+static uint8_t req_byte(unsigned q, unsigned i, unsigned k)
+{
+	return (uint8_t)((q * NREQ + i) * 3 + k * 7);
+}
+
+/* Offer NREQ requests of one type on each queue (4 KiB each, distinct sectors), status bytes
+ * preset to 0xff, and ring both doorbells. */
+static void offer_batch(struct drv *d, uint32_t type)
+{
+	for (unsigned q = 0; q < 2; q++)
+		for (unsigned i = 0; i < NREQ; i++) {
+			uint64_t a = REQ_AT(q, i);
+			put_hdr(d, a, type, REQ_SECTOR(q, i));
+			uint8_t ff = 0xff;
+			assert_int_equal(gm_write(&d->gm, a + 0x10, &ff, 1), 0);
+			uint8_t data[4096];
+			for (unsigned k = 0; k < sizeof(data); k++)
+				data[k] = type == VIRTIO_BLK_T_OUT ? req_byte(q, i, k) : 0;
+			assert_int_equal(gm_write(&d->gm, a + 0x1000, data, sizeof(data)), 0);
+			struct buf b[] = {{a, 16, false},
+					  {a + 0x1000, 4096, type == VIRTIO_BLK_T_IN},
+					  {a + 0x10, 1, true}};
+			offer(d, q, (uint16_t)(3 * i), b, 3);
+		}
+	doorbell(d, 0);
+	doorbell(d, 1);
+}
+
+/* Every request of the batch comes back once, OK, with the right length. */
+static void collect_batch(struct drv *d, uint32_t len)
+{
+	for (unsigned q = 0; q < 2; q++) {
+		bool seen[NREQ] = {false};
+		for (unsigned n = 0; n < NREQ; n++) {
+			uint16_t id = 0xffff;
+			assert_int_equal(wait_used_id(d, q, &id), len);
+			assert_true(id % 3 == 0 && id / 3 < NREQ);
+			assert_false(seen[id / 3]);
+			seen[id / 3] = true;
+			assert_int_equal(peek8(d, REQ_AT(q, id / 3) + 0x10), VIRTIO_BLK_S_OK);
+		}
+	}
+}
+
+/* 80 requests in flight at once on two queues: all complete, each once, with the right data;
+ * with io_uring the iothread really had all 80 in the kernel together (completions were held
+ * back until then). */
+static void blk_many_inflight(void **state)
+{
+	struct drv *d = *state;
+	bool uring = blk_aio_uses_uring(d->blk->aio);
+	blk_start_sized(d, true, 128);
+	if (uring)
+		atomic_store(&d->blk->hold_completions, true);
+	offer_batch(d, VIRTIO_BLK_T_OUT);
+	if (uring) {
+		wait_inflight(d, 2 * NREQ);
+		assert_int_equal(used_idx(d, 0), 0); /* nothing returned while held */
+		assert_int_equal(used_idx(d, 1), 0);
+		atomic_store(&d->blk->hold_completions, false);
+		uint64_t one = 1;
+		assert_int_equal(write(d->blk->kick_fd, &one, 8), 8);
+	}
+	collect_batch(d, 1);
+	int fd = open(d->path, O_RDONLY);
+	for (unsigned q = 0; q < 2; q++)
+		for (unsigned i = 0; i < NREQ; i++) {
+			uint8_t back[4096];
+			assert_int_equal(pread(fd, back, 4096, REQ_SECTOR(q, i) * 512ull), 4096);
+			for (unsigned k = 0; k < 4096; k++)
+				assert_int_equal(back[k], req_byte(q, i, k));
+		}
+	close(fd);
+	/* And read back through the device, all at once again. */
+	offer_batch(d, VIRTIO_BLK_T_IN);
+	collect_batch(d, 4097);
+	for (unsigned q = 0; q < 2; q++)
+		for (unsigned i = 0; i < NREQ; i++) {
+			uint8_t back[4096];
+			assert_int_equal(gm_read(&d->gm, REQ_AT(q, i) + 0x1000, back, 4096), 0);
+			for (unsigned k = 0; k < 4096; k++)
+				assert_int_equal(back[k], req_byte(q, i, k));
+		}
+	struct blk_aio_stats st = aio_stats(d);
+	if (uring) {
+		assert_int_equal(st.max_inflight, 2 * NREQ);
+		assert_int_equal(st.uring, 4 * NREQ);
+	} else {
+		assert_int_equal(st.sync, 4 * NREQ);
+	}
+	assert_int_equal(inflight(d), 0);
+	assert_false(status(d) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+/* A reset (the driver's, then the machine's) while requests are in flight waits for them and
+ * returns none of them into the reset rings; the device then works normally. */
+static void blk_reset_inflight(void **state)
+{
+	struct drv *d = *state;
+	if (!blk_aio_uses_uring(d->blk->aio)) {
+		print_message("SKIP reason: no io_uring here: requests never stay in flight\n");
+		skip();
+	}
+	for (int round = 0; round < 2; round++) {
+		memset(d->avail_idx, 0, sizeof(d->avail_idx));
+		memset(d->used_seen, 0, sizeof(d->used_seen));
+		for (unsigned q = 0; q < 2; q++) {
+			assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000, (uint8_t[4]){0}, 4), 0);
+			assert_int_equal(gm_write(&d->gm, RING(q) + 0x2000, (uint8_t[4]){0}, 4), 0);
+		}
+		blk_start_sized(d, true, 128);
+		atomic_store(&d->blk->hold_completions, true);
+		uint64_t dropped = d->blk->nr_dropped;
+		offer_batch(d, round == 0 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT);
+		wait_inflight(d, 2 * NREQ);
+		if (round == 0) {
+			wr(d, d->common + VIRTIO_PCI_STATUS, 1, 0); /* the driver's reset */
+		} else {
+			virtio_pci_reset(&d->blk->vp); /* the machine's */
+			pci_host_reset(&d->host);
+			cfg_wr(d, PCI_BAR0 + 16, 4, (uint32_t)d->bar4);
+			cfg_wr(d, PCI_BAR0 + 20, 4, (uint32_t)(d->bar4 >> 32));
+			cfg_wr(d, PCI_BAR0 + 4, 4, (uint32_t)d->msix);
+			cfg_wr(d, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
+		}
+		assert_int_equal(status(d), 0);
+		assert_int_equal(inflight(d), 0);
+		assert_int_equal(d->blk->nr_dropped - dropped, 2 * NREQ);
+		usleep(20000);
+		for (unsigned q = 0; q < 2; q++) {
+			assert_int_equal(used_idx(d, q), 0);
+			for (unsigned i = 0; i < NREQ; i++)
+				assert_int_equal(peek8(d, REQ_AT(q, i) + 0x10), 0xff);
+		}
+		atomic_store(&d->blk->hold_completions, false);
+	}
+	/* Working again after the reset. */
+	memset(d->avail_idx, 0, sizeof(d->avail_idx));
+	memset(d->used_seen, 0, sizeof(d->used_seen));
+	for (unsigned q = 0; q < 2; q++)
+		assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000, (uint8_t[4]){0}, 4), 0);
+	blk_start(d, true);
+	put_hdr(d, BUF, VIRTIO_BLK_T_FLUSH, 0);
+	struct buf fq[] = {{BUF, 16, false}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, fq, 2);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+}
+
+/* cache=none with guest buffers at odd addresses (bounced through aligned memory). */
+static void blk_direct_unaligned(void **state)
+{
+	struct drv *d = *state;
+	if (!d) {
+		print_message("SKIP reason: /tmp has no O_DIRECT\n");
+		skip();
+	}
+	blk_start(d, false);
+	uint8_t data[1024], back[1024];
+	for (unsigned i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 5 + 1);
+	assert_int_equal(gm_write(&d->gm, BUF + 0x4001, data, 512), 0);
+	assert_int_equal(gm_write(&d->gm, BUF + 0x5003, data + 512, 512), 0);
+	put_hdr(d, BUF, VIRTIO_BLK_T_OUT, 100);
+	struct buf wq[] = {{BUF, 16, false},
+			   {BUF + 0x4001, 512, false},
+			   {BUF + 0x5003, 512, false},
+			   {BUF + 0x3000, 1, true}};
+	submit(d, 0, wq, 4);
+	assert_int_equal(wait_used(d, 0), 1);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+	int fd = open(d->path, O_RDONLY);
+	assert_int_equal(pread(fd, back, sizeof(back), 100 * 512), sizeof(back));
+	close(fd);
+	assert_memory_equal(back, data, sizeof(data));
+	/* Read it back into odd addresses too, and the pattern at sector 10 into a third. */
+	put_hdr(d, BUF, VIRTIO_BLK_T_IN, 100);
+	struct buf rq[] = {{BUF, 16, false},
+			   {BUF + 0x6005, 700, true},
+			   {BUF + 0x7007, 324, true},
+			   {BUF + 0x3000, 1, true}};
+	submit(d, 0, rq, 4);
+	assert_int_equal(wait_used(d, 0), 1025);
+	assert_int_equal(peek8(d, BUF + 0x3000), VIRTIO_BLK_S_OK);
+	assert_int_equal(gm_read(&d->gm, BUF + 0x6005, back, 700), 0);
+	assert_int_equal(gm_read(&d->gm, BUF + 0x7007, back + 700, 324), 0);
+	assert_memory_equal(back, data, sizeof(data));
+	put_hdr(d, BUF, VIRTIO_BLK_T_IN, 10);
+	struct buf pq[] = {{BUF, 16, false}, {BUF + 0x8009, 512, true}, {BUF + 0x3000, 1, true}};
+	submit(d, 0, pq, 3);
+	assert_int_equal(wait_used(d, 0), 513);
+	assert_int_equal(peek8(d, BUF + 0x8009 + 201), (uint8_t)(201 * 7));
+	if (blk_aio_uses_uring(d->blk->aio))
+		assert_true(aio_stats(d).bounced >=
+			    2); /* both reads; the write too where possible */
+}
+
 /* --- virtio-rng --------------------------------------------------------------------------- */
 
 static int rng_setup(void **state)
@@ -863,6 +1176,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(blk_save_load, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_readonly, blk_setup_ro, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_host_write_error, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_many_inflight, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_reset_inflight, blk_setup, blk_teardown),
+	    cmocka_unit_test_setup_teardown(blk_direct_unaligned, blk_setup_direct, blk_teardown),
+	    {"blk_read_write_msix_aio_sync", blk_read_write_msix, blk_setup_sync, blk_teardown,
+	     NULL},
+	    {"blk_many_inflight_aio_sync", blk_many_inflight, blk_setup_sync, blk_teardown, NULL},
+	    {"blk_host_write_error_aio_sync", blk_host_write_error, blk_setup_sync, blk_teardown,
+	     NULL},
 	    cmocka_unit_test_setup_teardown(blk_bad_chains, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(blk_bad_rings, blk_setup, blk_teardown),
 	    cmocka_unit_test_setup_teardown(rng_fills, rng_setup, rng_teardown),
