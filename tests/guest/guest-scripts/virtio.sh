@@ -4,6 +4,7 @@
 t() { echo "KT t_$1=$(cut -d' ' -f1 /proc/uptime)"; }
 echo "KT nproc=$(nproc)"
 echo "KT disks=$(ls /sys/block | grep '^vd' | tr '\n' ' ')"
+echo "KT nics=$(ls /sys/class/net | grep -v '^lo$' | tr '\n' ' ')"
 t start
 mkdir -p /mnt
 if mount -t ext4 /dev/vda /mnt; then
@@ -31,6 +32,12 @@ if echo x | dd of=/dev/vdc bs=512 count=1 conv=fsync 2>/dev/null; then
 	echo "KT vdc_write=accepted"
 else
 	echo "KT vdc_write=refused"
+fi
+t net
+# Some traffic, so the NIC interrupts too: slirp's gateway answers ARP and ping.
+if ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 &&
+	ping -c 1 -W 10 10.0.2.2 >/dev/null 2>&1; then
+	echo "KT ping=ok"
 fi
 t irqs
 grep virtio /proc/interrupts >/tmp/irqs

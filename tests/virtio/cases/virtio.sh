@@ -1,10 +1,11 @@
 #!/bin/sh
 # kt-limit: 900
 # virtio acceptance (guest side in tests/guest/guest-scripts/virtio*.sh), three boots:
-#  1. 4 vCPUs, MSI-X: an ext4 disk (the guest writes files; the host checks them with debugfs
-#     in tests/virtio/test_virtio_guest.sh from the image this case sends back), a raw scratch
-#     disk (write + read back), a read-only qcow2 disk (reads, refuses writes), virtio-console
-#     (/dev/hvc0 reaches stdout).
+#  1. 4 vCPUs, 4 disks and a NIC on MSI-X: an ext4 disk (the guest writes files; the host checks
+#     them with debugfs in tests/virtio/test_virtio_guest.sh from the image this case sends
+#     back), a raw scratch disk (write + read back), a read-only qcow2 disk (reads, refuses
+#     writes), a second raw disk, virtio-net (eth0; tests/net/ tests the traffic),
+#     virtio-console (/dev/hvc0 reaches stdout).
 #  2. 1 vCPU, pci=nomsi: a disk, virtio-rng (/dev/hwrng) and hvc0 as a kernel console, over INTx.
 #  3. 1 vCPU, MSI-X: the same as 2 with message-signalled interrupts.
 # virtio-rng is not in the 4-vCPU boot: under the nested harness (QEMU TCG emulating SVM), an
@@ -20,6 +21,7 @@ setup)
 	mkdir -p "$ART"
 	mkfs.ext4 -q -F -L ktest "$ART/ext4.img" 16M
 	truncate -s 8M "$ART/scratch.raw"
+	truncate -s 8M "$ART/scratch2.raw"
 	{ printf 'KESTREL-RO-DISK'; head -c 1048561 /dev/zero; } >"$ART/ro.raw"
 	"$KESTREL" img convert -O qcow2 "$ART/ro.raw" "$ART/ro.qcow2" 2>/dev/null ||
 		qemu-img convert -O qcow2 "$ART/ro.raw" "$ART/ro.qcow2"
@@ -43,14 +45,18 @@ KT_TIMEOUT=$((KT_TIMEOUT * 2))
 # shellcheck disable=SC2086
 kt_vm "$log" kestrel run $G --cpus 4 --console stdio -v \
 	--disk "$W/ext4.img,format=raw" --disk "$W/scratch.raw,format=raw,discard=on" \
-	--disk "$W/ro.qcow2,readonly=on" --serial-virtio \
+	--disk "$W/ro.qcow2,readonly=on" --disk "$W/scratch2.raw,format=raw" --net user \
+	--serial-virtio \
 	--cmdline "console=ttyS0 kestrel.test=virtio $(kt_token)"
 kt_ran virtio-msi "$log"
 KT_TIMEOUT=$limit
 echo "guest step times (uptime s): $(grep "KT t_" "$log" | tr '\n' ' ')" | kt_diag
 [ "$(kt_get "$log" ext4)" = ok ] && gzip -c "$W/ext4.img" | base64 >"$KT_OUT/ext4.img.gz.b64"
 if grep -q "KT virtio-done" "$log"; then
-	kt_expect "virtio-msi: three virtio disks" "$(kt_get "$log" disks)" "vda vdb vdc "
+	kt_expect "virtio-msi: four virtio disks" "$(kt_get "$log" disks)" "vda vdb vdc vdd "
+	kt_expect "virtio-msi: a virtio NIC" "$(kt_get "$log" nics)" "eth0 "
+	kt_expect "virtio-msi: the NIC reaches slirp's gateway (ping 10.0.2.2)" \
+		"$(kt_get "$log" ping)" ok
 	kt_expect "virtio-msi: ext4 on vda mounted, written, unmounted" "$(kt_get "$log" ext4)" ok
 	kt_expect "virtio-msi: raw vdb written" "$(kt_get "$log" vdb_write)" ok
 	kt_expect "virtio-msi: raw vdb reads back what was written" \
@@ -75,10 +81,10 @@ if grep -q "KT virtio-done" "$log"; then
 	fi
 	# -v: and when a device's MSI-X vectors went onto KVM irqfds.
 	n=$(grep -c "virtio-.*MSI-X vectors on irqfds" "$log.err")
-	if [ "$n" -ge 4 ]; then
-		kt_ok "virtio-msi: interrupts of the 4 devices on irqfds"
+	if [ "$n" -ge 6 ]; then
+		kt_ok "virtio-msi: interrupts of the 6 devices on irqfds"
 	else
-		kt_fail "virtio-msi: $n MSI-X irqfd messages on stderr (want 4+)"
+		kt_fail "virtio-msi: $n MSI-X irqfd messages on stderr (want 6)"
 	fi
 	# Unanchored: the hvc0 bytes may land in the middle of a ttyS0 line.
 	if grep -q "KT-HVC hello from hvc0" "$log"; then
