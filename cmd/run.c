@@ -30,6 +30,8 @@ static void run_usage(FILE *out)
 	    "  --cmdline STR          kernel command line (alias: --append)\n"
 	    "  --mem SIZE             guest RAM, e.g. 512M, 2G (default 512M; a bare number is "
 	    "MiB)\n"
+	    "  --mem-merge on|off     offer guest RAM to KSM (MADV_MERGEABLE; default on, as "
+	    "QEMU)\n"
 	    "  --cpus N               number of vCPUs (default 1)\n"
 	    "  --accel auto|kvm|emu|qtest\n"
 	    "                         accelerator (default auto: KVM if /dev/kvm works; qtest:\n"
@@ -91,6 +93,7 @@ enum {
 	OPT_DISK,
 	OPT_RNG,
 	OPT_SERIAL_VIRTIO,
+	OPT_MEM_MERGE,
 	OPT_NET,
 };
 
@@ -114,6 +117,7 @@ static const struct option run_options[] = {
     {"drive", required_argument, NULL, OPT_DISK},
     {"rng", no_argument, NULL, OPT_RNG},
     {"serial-virtio", no_argument, NULL, OPT_SERIAL_VIRTIO},
+    {"mem-merge", required_argument, NULL, OPT_MEM_MERGE},
     {"net", required_argument, NULL, OPT_NET},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -301,6 +305,12 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_SERIAL_VIRTIO:
 			cfg.serial_virtio = true;
+			break;
+		case OPT_MEM_MERGE:
+			if (!strcmp(optarg, "on") || !strcmp(optarg, "off"))
+				cfg.no_mem_merge = !strcmp(optarg, "off");
+			else
+				bad = bad_option("--mem-merge: '%s' is not on or off", optarg);
 			break;
 		case OPT_NET:
 			bad = parse_net(optarg, &cfg);

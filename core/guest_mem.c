@@ -23,6 +23,14 @@ int gm_add_ram(struct guest_mem *gm, uint64_t gpa, uint64_t size, const char *na
 	return 0;
 }
 
+int gm_set_mergeable(struct guest_mem *gm)
+{
+	for (unsigned i = 0; i < gm->nr_regions; i++)
+		if (madvise(gm->regions[i].host, gm->regions[i].size, MADV_MERGEABLE))
+			return -errno;
+	return 0;
+}
+
 void gm_destroy(struct guest_mem *gm)
 {
 	for (unsigned i = 0; i < gm->nr_regions; i++)

@@ -67,6 +67,9 @@ static int pc_memory(struct vm *vm, struct error *err)
 		return error_set(err, ret, "cannot allocate %llu MiB of guest RAM: %s",
 				 (unsigned long long)(mem >> 20), strerror(-ret));
 	vm->low_ram_end = low;
+	/* A kernel without CONFIG_KSM says EINVAL: the guest runs the same, so only a note. */
+	if (!vm->cfg.no_mem_merge && (ret = gm_set_mergeable(&vm->mem)))
+		log_info("guest RAM not mergeable (KSM): %s", strerror(-ret));
 	return 0;
 }
 

@@ -24,6 +24,9 @@ struct guest_mem {
 /* Map anonymous memory for [gpa, gpa+size) and add it as a region. Returns 0 or -errno. */
 int gm_add_ram(struct guest_mem *gm, uint64_t gpa, uint64_t size, const char *name)
     __attribute__((warn_unused_result));
+/* Offer every RAM region to KSM (MADV_MERGEABLE), as QEMU's mem-merge=on does: identical
+ * pages of guests on one host are shared once ksmd runs. Returns 0 or -errno. */
+int gm_set_mergeable(struct guest_mem *gm);
 void gm_destroy(struct guest_mem *gm);
 
 /* Host pointer to [gpa, gpa+len) if it lies entirely inside one RAM region, else NULL. */
