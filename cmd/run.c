@@ -1,5 +1,6 @@
 /* kestrel run: parse the command line into a vm_config, create the VM and run it.
  * Every mistake in the options is one clear line on stderr and exit code 1. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include "util/log.h"
 #include "util/size.h"
 #include "vmm/qmp.h"
+#include "vmm/smbios.h"
 #include "vmm/vm.h"
 
 #define DEFAULT_MEM (512ULL << 20)
@@ -45,6 +47,7 @@ static void run_usage(FILE *out)
 	    "  --no-reboot            exit when the guest reboots instead of resetting it\n"
 	    "  --debug-exit           a write of V to port 0xf4 exits with code (V << 1) | 1\n"
 	    "  --name NAME            a name for the VM (shown by the monitor)\n"
+	    "  --uuid UUID            the VM's UUID (SMBIOS system UUID, query-uuid)\n"
 	    "  --disk PATH[,format=raw|qcow2][,readonly=on][,cache=none|writeback][,discard=on]\n"
 	    "        [,aio=io_uring|sync]\n"
 	    "                         a virtio-blk disk (repeat for more, up to 8); raw images\n"
@@ -94,6 +97,7 @@ enum {
 	OPT_RNG,
 	OPT_SERIAL_VIRTIO,
 	OPT_MEM_MERGE,
+	OPT_UUID,
 	OPT_NET,
 };
 
@@ -118,6 +122,7 @@ static const struct option run_options[] = {
     {"rng", no_argument, NULL, OPT_RNG},
     {"serial-virtio", no_argument, NULL, OPT_SERIAL_VIRTIO},
     {"mem-merge", required_argument, NULL, OPT_MEM_MERGE},
+    {"uuid", required_argument, NULL, OPT_UUID},
     {"net", required_argument, NULL, OPT_NET},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -288,6 +293,17 @@ int cmd_run(int argc, char **argv)
 		case OPT_DEBUG_EXIT:
 			cfg.debug_exit = true;
 			break;
+		case OPT_UUID: {
+			uint8_t u[16];
+			if (smbios_parse_uuid(optarg, u))
+				bad = bad_option("--uuid %s is not a UUID "
+						 "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+						 optarg);
+			for (char *p = optarg; *p; p++) /* shown as QEMU shows it */
+				*p = (char)tolower((unsigned char)*p);
+			cfg.uuid = optarg;
+			break;
+		}
 		case OPT_NAME:
 			cfg.name = optarg;
 			break;

@@ -409,6 +409,7 @@ static int pc_smbios(struct vm *vm, struct error *err)
 	sc.cores = vm->nr_vcpus;
 	sc.ram_below_4g = vm->low_ram_end;
 	sc.ram_above_4g = vm->cfg.mem_size - vm->low_ram_end;
+	sc.has_uuid = vm->cfg.uuid && smbios_parse_uuid(vm->cfg.uuid, sc.uuid) == 0;
 	uint8_t *buf = gm_ptr(&vm->mem, BOOT_SMBIOS_ADDR, BOOT_SMBIOS_SIZE);
 	if (!buf)
 		return error_set(err, -ENOMEM, "guest RAM too small for SMBIOS tables");

@@ -77,10 +77,10 @@ static struct json_object *cmd_query_name(struct qmp_ctx *c, struct json_object 
 
 static struct json_object *cmd_query_uuid(struct qmp_ctx *c, struct json_object *args)
 {
-	/* No --uuid option yet: the nil UUID, as QEMU reports without -uuid. */
+	/* Without --uuid, the nil UUID, as QEMU reports without -uuid. */
+	const char *u = c->vm->cfg.uuid ? c->vm->cfg.uuid : "00000000-0000-0000-0000-000000000000";
 	struct json_object *r = json_object_new_object();
-	json_object_object_add(r, "UUID",
-			       json_object_new_string("00000000-0000-0000-0000-000000000000"));
+	json_object_object_add(r, "UUID", json_object_new_string(u));
 	return r;
 }
 

@@ -54,6 +54,7 @@ struct vm_config {
 	bool rng;
 	bool serial_virtio; /* virtio-console: the guest's hvc0 writes to the console */
 	bool no_mem_merge;  /* --mem-merge off: guest RAM not offered to KSM */
+	const char *uuid;   /* --uuid: SMBIOS system UUID and query-uuid (checked by cmd/run.c) */
 	struct net_opts nets[VM_MAX_NICS]; /* --net: virtio-net NICs */
 	unsigned nr_nets;
 };

@@ -33,6 +33,7 @@ expect_error "kernel is a directory" "is not a regular file" run --kernel "$T"
 expect_error "empty kernel" "kernel '$T/empty' is empty" run --kernel "$T/empty"
 head -c 100000 /dev/urandom >"$T/random"
 expect_error "not a kernel" "is not a kernel Kestrel can boot" run --kernel "$T/random"
+expect_error "malformed --uuid" "--uuid 1234 is not a UUID" run --kernel "$T/random" --uuid 1234
 # A setup header that claims a bzImage but stops right after it.
 python3 - "$T/trunc" <<'PY'
 import sys, struct

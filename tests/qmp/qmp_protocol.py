@@ -66,8 +66,8 @@ def queries(vm):
     t.eq(q.cmd("query-status")["return"],
          {"running": True, "singlestep": False, "status": "running"}, "query-status running")
     t.eq(q.cmd("query-name")["return"], {"name": "qmp-test"}, "query-name")
-    t.eq(q.cmd("query-uuid")["return"], {"UUID": "00000000-0000-0000-0000-000000000000"},
-         "query-uuid")
+    t.eq(q.cmd("query-uuid")["return"], {"UUID": "6b29fc40-ca47-1067-b31d-00dd010662da"},
+         "query-uuid: --uuid, in QEMU's lower case")
     cpus = q.cmd("query-cpus-fast")["return"]
     ok = len(cpus) == 2 and [c["cpu-index"] for c in cpus] == [0, 1]
     tids = [c["thread-id"] for c in cpus]
@@ -416,6 +416,7 @@ def main():
     with open(disk, "wb") as f:
         f.truncate(4 << 20)
     vm = Vm(["--cpus", "2", "--mem", "256M", "--name", "qmp-test",
+             "--uuid", "6B29FC40-CA47-1067-B31D-00DD010662DA",
              "--disk", disk + ",readonly=on"])
     vm.disk = disk
     try:
