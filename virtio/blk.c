@@ -322,6 +322,15 @@ void virtio_blk_process(struct virtio_blk *vb)
 	pthread_mutex_unlock(&vb->vp.vdev.lock);
 }
 
+void virtio_blk_drain(struct virtio_blk *vb)
+{
+	pthread_mutex_lock(&vb->vp.vdev.lock);
+	blk_aio_drain(vb->aio);
+	for (unsigned q = 0; q < vb->vp.vdev.num_queues; q++)
+		signal_queue(vb, q);
+	pthread_mutex_unlock(&vb->vp.vdev.lock);
+}
+
 static void *iothread(void *arg)
 {
 	struct virtio_blk *vb = arg;

@@ -93,5 +93,9 @@ int virtio_blk_init(struct virtio_blk *vb, const struct virtio_blk_opts *o, unsi
 void virtio_blk_destroy(struct virtio_blk *vb);
 /* Serve all pending requests now, on the calling thread (tests; the iothread does this). */
 void virtio_blk_process(struct virtio_blk *vb);
+/* Wait for the requests in flight and return them to the driver (before saving the device
+ * state, say: the saved rings then hold no request the device has taken but not answered;
+ * the vCPUs must be stopped so that no new ones come). */
+void virtio_blk_drain(struct virtio_blk *vb);
 
 #endif
