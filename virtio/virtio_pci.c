@@ -547,7 +547,11 @@ int virtio_dev_load(struct virtio_dev *vd, struct state_buf *s)
 	uint8_t status = state_get_u8(s);
 	uint16_t vec = state_get_u16(s);
 	uint32_t nq = state_get_u32(s);
-	if (state_status(s) || nq != vd->num_queues || (features & ~vd->host_features))
+	/* A driver may write feature bits the device does not offer; the device refuses
+	 * FEATURES_OK then (write_status) but keeps the bits, so only a state that claims
+	 * FEATURES_OK with them is impossible. */
+	if (state_status(s) || nq != vd->num_queues ||
+	    ((features & ~vd->host_features) && (status & VIRTIO_STATUS_FEATURES_OK)))
 		return -EINVAL;
 	pthread_mutex_lock(&vd->lock);
 	int ret = 0;
