@@ -546,8 +546,22 @@ int pci_host_init(struct pci_host *h, struct io_bus *pio, struct io_bus *mmio,
 	return 0;
 }
 
+void pci_dev_destroy(struct pci_dev *d)
+{
+	pci_irqfd_release(d);
+	struct pci_host *h = d->host;
+	if (h) {
+		pthread_mutex_lock(&h->lock);
+		if (d->slot < PCI_MAX_DEVS && h->devs[d->slot] == d)
+			h->devs[d->slot] = NULL;
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_destroy(&d->irq_lock);
+}
+
 void pci_host_destroy(struct pci_host *h)
 {
+	/* Devices still on the bus (the bridge, or ones their owner did not destroy). */
 	for (unsigned s = 0; s < PCI_MAX_DEVS; s++) {
 		if (!h->devs[s])
 			continue;

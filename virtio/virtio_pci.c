@@ -510,6 +510,7 @@ int virtio_pci_init(struct virtio_pci *vp, uint32_t class_code)
 
 void virtio_pci_destroy(struct virtio_pci *vp)
 {
+	pci_dev_destroy(&vp->pci);
 	pthread_mutex_destroy(&vp->isr_lock);
 	pthread_mutex_destroy(&vp->vdev.lock);
 }

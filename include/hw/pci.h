@@ -160,6 +160,9 @@ int pci_host_init(struct pci_host *h, struct io_bus *pio, struct io_bus *mmio,
 		  struct irq_router *irq, uint64_t ecam_base, unsigned buses)
     __attribute__((warn_unused_result));
 void pci_host_destroy(struct pci_host *h);
+/* Take a device off its host and release what it holds (irqfds, locks); before its memory
+ * goes. Its BARs stay on the buses, which are destroyed after the devices. */
+void pci_dev_destroy(struct pci_dev *d);
 /* Put every device back as firmware left it (BARs assigned, decoding off, MSI-X off). */
 void pci_host_reset(struct pci_host *h);
 /* Main thread, once the accelerator's VM exists (at boot and after each reset): bind every
