@@ -23,9 +23,9 @@ static struct json_object *cmd_qmp_capabilities(struct qmp_ctx *c, struct json_o
 	struct json_object *enable;
 	if (json_object_object_get_ex(args, "enable", &enable) &&
 	    json_object_array_length(enable) > 0) {
-		struct json_object *cap = json_object_array_get_idx(enable, 0);
-		qmp_error(c, "GenericError", "Capability '%s' not available",
-			  json_object_get_string(cap));
+		/* json-c gives NULL for a JSON null element: no %s of NULL. */
+		const char *cap = json_object_get_string(json_object_array_get_idx(enable, 0));
+		qmp_error(c, "GenericError", "Capability '%s' not available", cap ? cap : "null");
 		return NULL;
 	}
 	c->client->negotiated = true;

@@ -286,6 +286,9 @@ def gen_qmp():
         ex("human-monitor-command", '{"command-line":[]}'), ex("send-key"),
         ex("nope", id="[1]"), ex("query-name", '{"x":1}'), "[" * 200 + "\n",
         '{"execute":"query-name","id":"\\u00e9\\ud800"}\n', b"\x00\x01\x80\n"))
+    write("qmp", "caps-enable", qmp(ex("qmp_capabilities", '{"enable":[null]}'),
+                                    ex("qmp_capabilities", '{"enable":["oob"]}'),
+                                    ex("qmp_capabilities", '{"enable":[]}')))
     # Requests split across writes, two in one write, whitespace between them.
     write("qmp", "framing", qmp(
         '{"execute":"qmp_capabilities","id":1}{"execute":"query-na', 'me","id":2}\r\n',
@@ -295,7 +298,7 @@ def gen_qmp():
                                     SWITCH + b'{"execute":"cont"', b"}\n",
                                     SWITCH + ex("cont").encode()))
     # A request over the 1 MiB limit: the connection closes; the next write connects again.
-    write("qmp", "too-large", qmp(caps, '{"execute":"query-name","id":"', BIG + b"\x48a",
+    write("qmp", "too-large", qmp(caps, '{"execute":"query-name","id":"', BIG + BIG + b"a",
                                   ex("query-name")))
 
 
