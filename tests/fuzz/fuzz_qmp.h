@@ -7,7 +7,7 @@
 
 #define FUZZ_QMP_SEP	0xff /* ends one write of the client */
 #define FUZZ_QMP_SWITCH 0xfd /* a write that starts with it goes to the other client */
-#define FUZZ_QMP_BIG	0xfe /* 0xfe 0xfe pattern: 1 MiB + 1 KiB of the pattern (once) */
+#define FUZZ_QMP_BIG	0xfe /* 0xfe 0xfe: first a request of 1 MiB + 64 KiB (once) */
 
 /* Input: what clients write to the monitor socket, split at FUZZ_QMP_SEP into separate
  * writes; the server runs its event loop between writes until it has read everything.

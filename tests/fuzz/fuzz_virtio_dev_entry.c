@@ -50,6 +50,7 @@ enum {
 	OP_HOST_INPUT, /* le16 len, len bytes: a frame from the network / console input */
 	OP_MACHINE,    /* machine reset of the function (PCI and virtio) */
 	OP_SAVE_LOAD,  /* u8 k, k x (le16 off, u8 val): save, corrupt k bytes, load */
+	OP_CFG_WINDOW, /* u8 bar, le32 off, u8 len, u8 write, le32 value: VIRTIO_PCI_CAP_PCI_CFG */
 	OP_COUNT
 };
 
@@ -539,6 +540,24 @@ static void step(struct ctx *c, unsigned op)
 		virtio_pci_reset(c->vp);
 		find_bars(c);
 		break;
+	case OP_CFG_WINDOW: {
+		/* The driver programs the capability, then goes through pci_cfg_data. */
+		unsigned cap = c->vp->pci_cfg_cap;
+		uint8_t bar = get8(c);
+		uint32_t off = get32(c);
+		uint8_t len = get8(c), write = get8(c);
+		uint32_t v = get32(c);
+		if (!cap)
+			break;
+		cfg_wr(c, cap + 4, 1, bar);
+		cfg_wr(c, cap + 8, 4, off);
+		cfg_wr(c, cap + 12, 4, len);
+		if (write & 1)
+			cfg_wr(c, cap + 16, 4, v);
+		else
+			(void)cfg_rd(c, cap + 16, 4);
+		break;
+	}
 	case OP_SAVE_LOAD: {
 		unsigned k = get8(c) % 8;
 		struct state_buf s;

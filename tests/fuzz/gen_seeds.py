@@ -113,7 +113,8 @@ def gen_virtqueue():
 # --- virtio_dev --------------------------------------------------------------------------
 
 DEV_OPS = dict(WRITE=0, READ=1, CFG_WRITE=2, CFG_READ=3, MSIX=4, POKE=5, SETUP=6, DESC=7,
-               PUBLISH=8, NOTIFY=9, PROCESS=10, HOST_INPUT=11, MACHINE=12, SAVE_LOAD=13)
+               PUBLISH=8, NOTIFY=9, PROCESS=10, HOST_INPUT=11, MACHINE=12, SAVE_LOAD=13,
+               CFG_WINDOW=14)
 BLK, RNG, CONSOLE, NET = 0, 1, 2, 3
 BUF = 0x8000
 
@@ -216,6 +217,13 @@ def gen_virtio_dev():
     d.desc(0, 0, BUF, 64, WRITE).desc(0, 1, BUF + 64, 4096, WRITE, 0).publish(0, 0, 1)
     d.op("CFG_WRITE", "BBI", 0x04, 1, 0).op("MACHINE")
     write("virtio_dev", "rng-msix", d.input(RNG))
+    # Bring-up through the PCI cfg window only (status, then read it and the features).
+    d = Dev()
+    for v in (0, 1, 3):
+        d.op("CFG_WINDOW", "BIBBI", 4, 0x14, 1, 1, v)
+    d.op("CFG_WINDOW", "BIBBI", 4, 0x14, 1, 0, 0).op("CFG_WINDOW", "BIBBI", 4, 0x04, 4, 0, 0)
+    d.op("CFG_WINDOW", "BIBBI", 4, 0x3000, 2, 1, 0).op("CFG_WINDOW", "BIBBI", 1, 0, 4, 0, 0)
+    write("virtio_dev", "console-cfg-window", d.input(CONSOLE))
     d = Dev().setup()
     d.poke(BUF, b"hello, world\n").desc(1, 0, BUF, 13).publish(1, 0)
     d.desc(0, 0, BUF + 0x100, 32, WRITE).desc(0, 1, BUF + 0x200, 32, WRITE).publish(0, 0, 1)
@@ -298,7 +306,7 @@ def gen_qmp():
                                     SWITCH + b'{"execute":"cont"', b"}\n",
                                     SWITCH + ex("cont").encode()))
     # A request over the 1 MiB limit: the connection closes; the next write connects again.
-    write("qmp", "too-large", qmp(caps, '{"execute":"query-name","id":"', BIG + BIG + b"a",
+    write("qmp", "too-large", qmp(caps, BIG + BIG + ex("query-name").encode(), caps,
                                   ex("query-name")))
 
 
