@@ -1,14 +1,20 @@
 #!/bin/bash
-# make bench: boot time and peak memory of Kestrel against QEMU on the same guest.
+# make bench: Kestrel against QEMU on the same guest, in the same run.
 #
 #   scripts/bench.sh BUILD        (make bench: after make and scripts/make-guest.sh BUILD/guest)
 #
-# Each VMM boots the test guest (BUILD/guest: Debian kernel + busybox initramfs, 512 MiB, 1 vCPU)
-# until its /init prints KESTREL-INIT-START: Kestrel, QEMU -M microvm and QEMU -M pc, all with
-# KVM, interleaved, 5 runs each (KT_BENCH_RUNS). Where this host has no usable /dev/kvm, all runs
-# happen in one nested L1 guest (tests/nested/), whose TCG-emulated CPU makes every figure far
-# slower than on real hardware: compare the columns with each other, not with other machines.
-# Prints a Markdown table and writes it to BUILD/bench/boot.md.
+# Two parts (KT_BENCH_PARTS="boot blk" by default; either alone is fine), in one nested L1 boot
+# where this host has no usable /dev/kvm (tests/nested/), natively where it has:
+#  boot  the test guest (BUILD/guest: Debian kernel + busybox initramfs, 512 MiB, 1 vCPU) boots
+#        until its /init prints KESTREL-INIT-START: Kestrel, QEMU -M microvm and QEMU -M pc, all
+#        with KVM, interleaved, 3 runs each (KT_BENCH_RUNS); time and peak RSS
+#        (tests/guest/bench/boot_bench.sh).
+#  blk   virtio-blk throughput on the same raw file: sequential 4 KiB and 1 MiB O_DIRECT writes
+#        and reads (busybox dd) and 4 KiB random-read IOPS at queue depth 1 and 8, Kestrel
+#        against QEMU -M pc (tests/guest/bench/blk_bench.sh; KT_BENCH_BLK_* there).
+# In L1 the CPU is emulated by TCG, which makes every figure far slower than on real hardware
+# (every VM exit is expensive): compare the columns with each other, not with other machines.
+# Prints Markdown tables and writes them to BUILD/bench/boot.md and BUILD/bench/blk.md.
 set -u
 # The body is one { } block, parsed whole before it runs: editing this file while a run is
 # under way (a shared tree) cannot change what that run executes.
@@ -19,52 +25,141 @@ BUILD=$(cd "$BUILD" && pwd)
 OUT=$BUILD/bench
 mkdir -p "$OUT"
 export KESTREL_BUILD=$BUILD KESTREL=$BUILD/kestrel
-export KT_BENCH_RUNS=${KT_BENCH_RUNS:-5}
-export KT_PASS_ENV="KT_BENCH_RUNS KT_BENCH_VMMS"
-# one L1 boot holds every run: allow each of them its full per-boot time limit
-export KT_L1_LIMIT=${KT_L1_LIMIT:-$((300 + KT_BENCH_RUNS * 3 * ${KT_TIMEOUT:-180}))}
+PARTS=${KT_BENCH_PARTS:-boot blk}
+export KT_BENCH_RUNS=${KT_BENCH_RUNS:-3}
+export KT_BENCH_BLK_RUNS=${KT_BENCH_BLK_RUNS:-1} KT_BENCH_BLK_SECS=${KT_BENCH_BLK_SECS:-3}
+export KT_PASS_ENV="KT_BENCH_RUNS KT_BENCH_VMMS KT_BENCH_BLK_RUNS KT_BENCH_BLK_VMMS KT_BENCH_BLK_SECS KT_BENCH_BLK_MIB"
+blk_vmms=${KT_BENCH_BLK_VMMS:-kestrel kestrel-sync qemu}
+nblk=$(echo "$blk_vmms" | wc -w)
 
-raw=$OUT/boot-raw.txt
-echo "bench: $KT_BENCH_RUNS interleaved boots per VMM; this takes a few minutes" >&2
-"$ROOT/tests/nested/run-cases.sh" -n bench "$ROOT/tests/guest/bench/boot_bench.sh" | tee "$raw" |
-	grep -E '^(BENCH|#|not ok)' >&2
+cases=() limit=300
+for p in $PARTS; do
+	case $p in
+	boot)
+		cases+=("$ROOT/tests/guest/bench/boot_bench.sh")
+		limit=$((limit + KT_BENCH_RUNS * 3 * ${KT_TIMEOUT:-180}))
+		;;
+	blk)
+		cases+=("$ROOT/tests/guest/bench/blk_bench.sh")
+		limit=$((limit + KT_BENCH_BLK_RUNS * nblk * (${KT_TIMEOUT:-180} + 20 * KT_BENCH_BLK_SECS + 120)))
+		;;
+	*) echo "bench: unknown part '$p' in KT_BENCH_PARTS (boot, blk)" >&2; exit 2 ;;
+	esac
+done
+# one L1 boot holds every run: allow each of them its full per-boot time limit
+export KT_L1_LIMIT=${KT_L1_LIMIT:-$limit}
+
+raw=$OUT/bench-raw.txt
+echo "bench: $PARTS; this takes a few minutes (boot: $KT_BENCH_RUNS interleaved boots per VMM)" >&2
+"$ROOT/tests/nested/run-cases.sh" -n bench "${cases[@]}" | tee "$raw" |
+	grep -E '^(BENCH|BLKBENCH|BLKCACHE|#|not ok)' >&2
+# the boot part's figures also went to boot-raw.txt before both parts shared a run
+grep -v '^BLK' "$raw" >"$OUT/boot-raw.txt"
 
 where=natively
 grep -q 'nested L1' "$raw" && where="in a nested L1 guest (QEMU TCG, EPYC+SVM; L2 under nested KVM)"
+guest=$(cat "$BUILD/guest/VERSION" 2>/dev/null)
 
-# median and min/max of the numeric values of field 4 or 5 for one VMM
-stats() { # vmm field
-	awk -v v="$1" -v f="$2" '$1 == "BENCH" && $2 == v && $f != "NA" { print $f }' "$raw" |
+# median and min/max of the numeric values of field F of the TAG lines for one VMM
+stats() { # tag vmm field [figure]
+	awk -v t="$1" -v v="$2" -v f="$3" -v fig="${4:-}" \
+		'$1 == t && $2 == v && (fig == "" || $4 == fig) && $f != "NA" { print $f }' "$raw" |
 		sort -n | awk '{ a[NR] = $1 } END {
 			if (NR == 0) { print "NA NA NA 0"; exit }
 			m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
 			print m, a[1], a[NR], NR }'
 }
 
-read -r k_med _ _ _ < <(stats kestrel 4)
-{
-	echo "## Boot to guest /init: Kestrel vs QEMU"
-	echo
-	echo "Guest: $(cat "$BUILD/guest/VERSION" 2>/dev/null); 512 MiB, 1 vCPU, KVM; measured $where."
-	echo "Time from VMM process start to the guest's KESTREL-INIT-START line; median of $KT_BENCH_RUNS interleaved runs."
-	echo
-	echo "| VMM | boot to init, median (s) | min (s) | max (s) | runs ok | peak RSS, median (MiB) | time vs Kestrel |"
-	echo "|---|---|---|---|---|---|---|"
-	for vmm in kestrel qemu-microvm qemu-pc; do
-		read -r med lo hi n < <(stats $vmm 4)
-		read -r rss _ _ _ < <(stats $vmm 5)
-		[ "$rss" != NA ] && rss=$(awk -v r="$rss" 'BEGIN { printf "%.1f", r / 1024 }')
-		ratio=NA
-		if [ "$med" != NA ] && [ "$k_med" != NA ]; then
-			ratio=$(awk -v a="$med" -v k="$k_med" 'BEGIN { printf "%.2fx", a / k }')
-		fi
-		echo "| $vmm | $med | $lo | $hi | $n/$KT_BENCH_RUNS | $rss | $ratio |"
-	done
-	if [ "$k_med" = NA ]; then
-		echo
-		echo "Kestrel did not reach the guest's /init in any run (see $raw)."
+ratio() { # value reference
+	if [ "$1" != NA ] && [ "$2" != NA ] && awk -v r="$2" 'BEGIN { exit !(r > 0) }'; then
+		awk -v a="$1" -v k="$2" 'BEGIN { printf "%.2fx", a / k }'
+	else
+		echo NA
 	fi
-} >"$OUT/boot.md"
-cat "$OUT/boot.md"
+}
+
+tables=()
+case " $PARTS " in
+*" boot "*)
+	read -r k_med _ _ _ < <(stats BENCH kestrel 4)
+	{
+		echo "## Boot to guest /init: Kestrel vs QEMU"
+		echo
+		echo "Guest: $guest; 512 MiB, 1 vCPU, KVM; measured $where."
+		echo "Time from VMM process start to the guest's KESTREL-INIT-START line; median of $KT_BENCH_RUNS interleaved runs."
+		echo
+		echo "| VMM | boot to init, median (s) | min (s) | max (s) | runs ok | peak RSS, median (MiB) | time vs Kestrel |"
+		echo "|---|---|---|---|---|---|---|"
+		for vmm in kestrel qemu-microvm qemu-pc; do
+			read -r med lo hi n < <(stats BENCH $vmm 4)
+			read -r rss _ _ _ < <(stats BENCH $vmm 5)
+			[ "$rss" != NA ] && rss=$(awk -v r="$rss" 'BEGIN { printf "%.1f", r / 1024 }')
+			echo "| $vmm | $med | $lo | $hi | $n/$KT_BENCH_RUNS | $rss | $(ratio "$med" "$k_med") |"
+		done
+		if [ "$k_med" = NA ]; then
+			echo
+			echo "Kestrel did not reach the guest's /init in any run (see $raw)."
+		fi
+	} >"$OUT/boot.md"
+	tables+=("$OUT/boot.md")
+	;;
+esac
+
+case " $PARTS " in
+*" blk "*)
+	cache=$(awk '$1 == "BLKCACHE" { $1 = ""; sub(/^ /, ""); print; exit }' "$raw")
+	{
+		echo "## virtio-blk throughput: Kestrel vs QEMU, same raw file"
+		echo
+		echo "Guest: $guest; 512 MiB, 1 vCPU, KVM; measured $where."
+		legend=""
+		for vmm in $blk_vmms; do
+			case $vmm in
+			kestrel) legend="$legend kestrel: io_uring;" ;;
+			kestrel-sync) legend="$legend kestrel-sync: --disk ...,aio=sync;" ;;
+			qemu) legend="$legend qemu: -drive if=virtio,format=raw (aio=threads);" ;;
+			qemu-uring) legend="$legend qemu-uring: the same with aio=io_uring;" ;;
+			esac
+		done
+		echo "Host cache: ${cache:-unknown}.${legend%;}."
+		echo "Guest side: busybox dd with iflag/oflag=direct on /dev/vda, passes of 1 MiB (4 KiB blocks) or 8 MiB (1 MiB blocks) for ${KT_BENCH_BLK_SECS} s;"
+		echo "random reads: 4 KiB O_DIRECT preads at random offsets by 1 or 8 threads for ${KT_BENCH_BLK_SECS} s (tests/guest/bench/blkrand.c)."
+		echo "Median of $KT_BENCH_BLK_RUNS interleaved round(s); MB = 10^6 bytes; higher is better; kestrel/X above 1 means Kestrel is faster."
+		echo
+		hdr="| figure |" sep="|---|"
+		for vmm in $blk_vmms; do
+			hdr="$hdr $vmm |"
+			sep="$sep---|"
+		done
+		for vmm in $blk_vmms; do
+			[ "$vmm" = kestrel ] || { hdr="$hdr kestrel/$vmm |"; sep="$sep---|"; }
+		done
+		echo "$hdr"
+		echo "$sep"
+		for fig in seq-write-4k seq-write-1m seq-read-4k seq-read-1m rand-read-4k-qd1 rand-read-4k-qd8; do
+			unit="MB/s"
+			case $fig in rand*) unit=IOPS ;; esac
+			row="| $fig ($unit) |"
+			read -r kv _ _ _ < <(stats BLKBENCH kestrel 5 "$fig")
+			ratios=""
+			for vmm in $blk_vmms; do
+				read -r v _ _ _ < <(stats BLKBENCH "$vmm" 5 "$fig")
+				row="$row $v |"
+				[ "$vmm" = kestrel ] || ratios="$ratios $(ratio "$kv" "$v") |"
+			done
+			echo "$row$ratios"
+		done
+		if ! grep -q '^BLKBENCH kestrel ' "$raw"; then
+			echo
+			echo "No Kestrel figures (see $raw and $BUILD/nested/bench/out/blk_bench/)."
+		fi
+	} >"$OUT/blk.md"
+	tables+=("$OUT/blk.md")
+	;;
+esac
+for t in "${tables[@]}"; do
+	cat "$t"
+	echo
+done
 exit
 }

@@ -1,4 +1,5 @@
 #!/bin/sh
+# kt-limit: 2400
 # Boot-time benchmark, run by scripts/bench.sh through tests/nested/run-cases.sh (natively where
 # /dev/kvm works, else inside the nested L1 guest). Not a test: it prints one line per run
 #   BENCH <vmm> <run> <seconds to KESTREL-INIT-START or NA> <peak RSS kB or NA>
