@@ -725,9 +725,10 @@ int fuzz_virtio_dev_one(const uint8_t *data, size_t size)
 			fprintf(stderr, ", q%u used %u%s", q, used_idx(c, q),
 				vd->vqs[q].broken ? " broken" : "");
 		if (c->blk)
-			fprintf(stderr, ", %llu requests %llu errors",
+			fprintf(stderr, ", %llu requests %llu errors (%s)",
 				(unsigned long long)c->blk->nr_requests,
-				(unsigned long long)c->blk->nr_errors);
+				(unsigned long long)c->blk->nr_errors,
+				blk_aio_uses_uring(c->blk->aio) ? "io_uring" : "sync");
 		if (c->net)
 			fprintf(stderr, ", rx %llu (%llu dropped) tx %llu",
 				(unsigned long long)c->net->rx_frames,

@@ -28,7 +28,7 @@ fuzz: $(FUZZ_DIR)/fuzz_qcow2 $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 $(FUZZ_DIR)/fuzz_qcow2: $(FUZZ_QCOW2_SRCS) $(wildcard include/block/*.h) tests/fuzz/fuzz_qcow2.h
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_QCOW2_SRCS) -o $@ -lz -lzstd -lpthread
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) $(FUZZ_QCOW2_SRCS) -o $@ $(LIBS)
 	@echo "  run: $@ -max_total_time=60 tests/fuzz/corpus/qcow2"
 
 $(FUZZ_DIR)/obj/%.o: %.c
