@@ -26,17 +26,11 @@
 #include "vmm/vm.h"
 #include "../../vmm/qmp_int.h"
 
+#define FUZZ_NAME "fuzz_qmp"
+#include "fuzz_ops.h"
+
 #define PUMP_MAX  20000 /* event loop turns per write: far more than any input needs */
 #define BIG_CHUNK (16u << 10)
-
-#define FUZZ_CHECK(cond, ...)                                                               \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			fprintf(stderr, "fuzz_qmp: check failed: " #cond ": " __VA_ARGS__); \
-			fputc('\n', stderr);                                                \
-			abort();                                                            \
-		}                                                                           \
-	} while (0)
 
 struct client {
 	int fd;

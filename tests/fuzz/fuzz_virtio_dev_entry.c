@@ -29,6 +29,9 @@
 #include "virtio/net.h"
 #include "virtio/rng.h"
 
+#define FUZZ_NAME "fuzz_virtio_dev"
+#include "fuzz_ops.h"
+
 #define SLOT	    3
 #define MAX_QUEUES  4
 #define CHECK_QSIZE 16 /* queue size of the final check */
@@ -83,34 +86,8 @@ struct ctx {
 	int disk_fd;
 	/* the driver's view */
 	uint16_t qsize[MAX_QUEUES], avail_idx[MAX_QUEUES];
-	const uint8_t *op, *op_end;
+	struct fuzz_ops ops;
 };
-
-#define FUZZ_CHECK(cond, ...)                                                                      \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_virtio_dev: check failed: " #cond ": " __VA_ARGS__); \
-			fputc('\n', stderr);                                                       \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
-static uint8_t get8(struct ctx *c)
-{
-	return c->op < c->op_end ? *c->op++ : 0;
-}
-
-static uint16_t get16(struct ctx *c)
-{
-	uint16_t lo = get8(c);
-	return (uint16_t)(lo | get8(c) << 8);
-}
-
-static uint32_t get32(struct ctx *c)
-{
-	uint32_t lo = get16(c);
-	return lo | (uint32_t)get16(c) << 16;
-}
 
 /* --- the machine around the device ------------------------------------------------------ */
 
@@ -458,70 +435,70 @@ static void step(struct ctx *c, unsigned op)
 {
 	switch (op) {
 	case OP_WRITE: {
-		uint16_t off = get16(c) % VIRTIO_PCI_BAR_SIZE;
-		unsigned size = widths[get8(c) & 3];
+		uint16_t off = fuzz_u16(&c->ops) % VIRTIO_PCI_BAR_SIZE;
+		unsigned size = widths[fuzz_u8(&c->ops) & 3];
 		uint64_t v = 0;
 		for (unsigned i = 0; i < size; i++)
-			v |= (uint64_t)get8(c) << (8 * i);
+			v |= (uint64_t)fuzz_u8(&c->ops) << (8 * i);
 		wr(c, off, size, v);
 		break;
 	}
 	case OP_READ: {
-		uint16_t off = get16(c) % VIRTIO_PCI_BAR_SIZE;
-		(void)rd(c, off, widths[get8(c) & 3]);
+		uint16_t off = fuzz_u16(&c->ops) % VIRTIO_PCI_BAR_SIZE;
+		(void)rd(c, off, widths[fuzz_u8(&c->ops) & 3]);
 		break;
 	}
 	case OP_CFG_WRITE: {
-		uint8_t off = get8(c);
-		unsigned size = widths[get8(c) % 3];
-		cfg_wr(c, off & ~(size - 1), size, get32(c));
+		uint8_t off = fuzz_u8(&c->ops);
+		unsigned size = widths[fuzz_u8(&c->ops) % 3];
+		cfg_wr(c, off & ~(size - 1), size, fuzz_u32(&c->ops));
 		find_bars(c);
 		break;
 	}
 	case OP_CFG_READ: {
-		uint8_t off = get8(c);
-		unsigned size = widths[get8(c) % 3];
+		uint8_t off = fuzz_u8(&c->ops);
+		unsigned size = widths[fuzz_u8(&c->ops) % 3];
 		(void)cfg_rd(c, off & ~(size - 1), size);
 		break;
 	}
 	case OP_MSIX: {
-		uint16_t off = get16(c) & 0xffc;
-		(void)io_bus_write(&c->mmio, c->msix + off, 4, get32(c));
+		uint16_t off = fuzz_u16(&c->ops) & 0xffc;
+		(void)io_bus_write(&c->mmio, c->msix + off, 4, fuzz_u32(&c->ops));
 		break;
 	}
 	case OP_POKE: {
-		uint16_t addr = get16(c);
-		unsigned n = get8(c);
+		uint16_t addr = fuzz_u16(&c->ops);
+		unsigned n = fuzz_u8(&c->ops);
 		for (unsigned i = 0; i < n; i++) {
-			uint8_t b = get8(c);
+			uint8_t b = fuzz_u8(&c->ops);
 			(void)!gm_write(&c->gm, (uint64_t)addr + i, &b, 1);
 		}
 		break;
 	}
 	case OP_SETUP: {
-		uint8_t drop = get8(c), qlog = get8(c);
-		setup(c, drop, qlog, get8(c));
+		uint8_t drop = fuzz_u8(&c->ops), qlog = fuzz_u8(&c->ops);
+		setup(c, drop, qlog, fuzz_u8(&c->ops));
 		break;
 	}
 	case OP_DESC: {
-		unsigned q = get8(c) % MAX_QUEUES, i = get8(c);
-		uint16_t addr = get16(c), len = get16(c);
-		uint8_t flags = get8(c);
-		put_desc(c, q, i, addr, len, flags, get8(c));
+		unsigned q = fuzz_u8(&c->ops) % MAX_QUEUES, i = fuzz_u8(&c->ops);
+		uint16_t addr = fuzz_u16(&c->ops), len = fuzz_u16(&c->ops);
+		uint8_t flags = fuzz_u8(&c->ops);
+		put_desc(c, q, i, addr, len, flags, fuzz_u8(&c->ops));
 		break;
 	}
 	case OP_PUBLISH: {
-		unsigned q = get8(c) % MAX_QUEUES, k = get8(c) % 17;
+		unsigned q = fuzz_u8(&c->ops) % MAX_QUEUES, k = fuzz_u8(&c->ops) % 17;
 		uint16_t heads[16];
 		for (unsigned i = 0; i < k; i++)
-			heads[i] = get8(c);
+			heads[i] = fuzz_u8(&c->ops);
 		publish(c, q, heads, k);
 		break;
 	}
 	case OP_NOTIFY: {
-		unsigned q = get8(c);
-		wr(c, VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT * (q % 8), widths[get8(c) % 3],
-		   q);
+		unsigned q = fuzz_u8(&c->ops);
+		wr(c, VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT * (q % 8),
+		   widths[fuzz_u8(&c->ops) % 3], q);
 		break;
 	}
 	case OP_PROCESS:
@@ -529,9 +506,9 @@ static void step(struct ctx *c, unsigned op)
 		break;
 	case OP_HOST_INPUT: {
 		static uint8_t buf[4096];
-		size_t len = get16(c) % sizeof(buf);
+		size_t len = fuzz_u16(&c->ops) % sizeof(buf);
 		for (size_t i = 0; i < len; i++)
-			buf[i] = get8(c);
+			buf[i] = fuzz_u8(&c->ops);
 		host_input(c, buf, len);
 		break;
 	}
@@ -543,10 +520,10 @@ static void step(struct ctx *c, unsigned op)
 	case OP_CFG_WINDOW: {
 		/* The driver programs the capability, then goes through pci_cfg_data. */
 		unsigned cap = c->vp->pci_cfg_cap;
-		uint8_t bar = get8(c);
-		uint32_t off = get32(c);
-		uint8_t len = get8(c), write = get8(c);
-		uint32_t v = get32(c);
+		uint8_t bar = fuzz_u8(&c->ops);
+		uint32_t off = fuzz_u32(&c->ops);
+		uint8_t len = fuzz_u8(&c->ops), write = fuzz_u8(&c->ops);
+		uint32_t v = fuzz_u32(&c->ops);
 		if (!cap)
 			break;
 		cfg_wr(c, cap + 4, 1, bar);
@@ -559,14 +536,14 @@ static void step(struct ctx *c, unsigned op)
 		break;
 	}
 	case OP_SAVE_LOAD: {
-		unsigned k = get8(c) % 8;
+		unsigned k = fuzz_u8(&c->ops) % 8;
 		struct state_buf s;
 		state_init_writer(&s);
 		int ret = virtio_pci_save(c->vp, &s);
 		FUZZ_CHECK(ret == 0, "save: %d", ret);
 		for (unsigned i = 0; i < k; i++) {
-			uint16_t off = get16(c);
-			uint8_t v = get8(c);
+			uint16_t off = fuzz_u16(&c->ops);
+			uint8_t v = fuzz_u8(&c->ops);
 			if (off < s.len)
 				s.data[off] = v;
 		}
@@ -685,8 +662,8 @@ int fuzz_virtio_dev_one(const uint8_t *data, size_t size)
 	size_t left = size - FUZZ_DEV_HDR;
 	if (nops > left)
 		nops = left;
-	c->op = rest;
-	c->op_end = rest + nops;
+	c->ops.p = rest;
+	c->ops.end = rest + nops;
 	rest += nops;
 	left -= nops;
 
@@ -711,8 +688,8 @@ int fuzz_virtio_dev_one(const uint8_t *data, size_t size)
 	cfg_wr(c, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
 	find_bars(c);
 
-	while (c->op < c->op_end) {
-		step(c, get8(c) % OP_COUNT);
+	while (c->ops.p < c->ops.end) {
+		step(c, fuzz_u8(&c->ops) % OP_COUNT);
 		check_needs_reset(c);
 	}
 	serve(c);

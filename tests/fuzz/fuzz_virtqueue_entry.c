@@ -15,6 +15,9 @@
 #include "util/endian.h"
 #include "virtio/virtqueue.h"
 
+#define FUZZ_NAME "fuzz_virtqueue"
+#include "fuzz_ops.h"
+
 #define MAX_HELD   4
 #define COPY_LIMIT (64u << 10) /* bytes a step copies in or out of one chain */
 #define DRAIN_MAX  (1u << 16)  /* pops of the final drain: far more than any ring can hold */
@@ -39,7 +42,7 @@ struct ctx {
 	struct guest_mem gm;
 	uint8_t *ram, *ram2;
 	struct virtqueue vq;
-	const uint8_t *op, *op_end;
+	struct fuzz_ops ops;
 	bool indirect, event_idx;
 	uint16_t size;
 	uint64_t desc, avail, used;
@@ -51,32 +54,6 @@ struct ctx {
 
 static struct vq_elem held[MAX_HELD], elem;
 static uint8_t scratch[COPY_LIMIT];
-
-#define FUZZ_CHECK(cond, ...)                                                                     \
-	do {                                                                                      \
-		if (!(cond)) {                                                                    \
-			fprintf(stderr, "fuzz_virtqueue: check failed: " #cond ": " __VA_ARGS__); \
-			fputc('\n', stderr);                                                      \
-			abort();                                                                  \
-		}                                                                                 \
-	} while (0)
-
-static uint8_t get8(struct ctx *c)
-{
-	return c->op < c->op_end ? *c->op++ : 0;
-}
-
-static uint16_t get16(struct ctx *c)
-{
-	uint16_t lo = get8(c);
-	return (uint16_t)(lo | get8(c) << 8);
-}
-
-static uint32_t get32(struct ctx *c)
-{
-	uint32_t lo = get16(c);
-	return lo | (uint32_t)get16(c) << 16;
-}
 
 static bool inside(const uint8_t *base, size_t size, const uint8_t *p, uint32_t len)
 {
@@ -182,7 +159,7 @@ static void step(struct ctx *c, unsigned op)
 		}
 		break;
 	case OP_PUSH_HELD: {
-		uint32_t len = get32(c);
+		uint32_t len = fuzz_u32(&c->ops);
 		for (unsigned i = 0; i < c->nheld; i++)
 			(void)!vq_fill(&c->vq, i, held[i].head,
 				       len < held[i].in_len ? len : (uint32_t)held[i].in_len);
@@ -197,11 +174,11 @@ static void step(struct ctx *c, unsigned op)
 		}
 		break;
 	case OP_POKE: {
-		uint16_t addr = get16(c);
-		uint8_t n = get8(c);
+		uint16_t addr = fuzz_u16(&c->ops);
+		uint8_t n = fuzz_u8(&c->ops);
 		uint8_t buf[256];
 		for (unsigned i = 0; i < n; i++)
-			buf[i] = get8(c);
+			buf[i] = fuzz_u8(&c->ops);
 		guest_write(c, addr, buf, n);
 		break;
 	}
@@ -210,8 +187,8 @@ static void step(struct ctx *c, unsigned op)
 		(void)vq_has_avail(&c->vq);
 		break;
 	case OP_COPY: {
-		unsigned which = get8(c);
-		size_t off = get16(c), len = get16(c);
+		unsigned which = fuzz_u8(&c->ops);
+		size_t off = fuzz_u16(&c->ops), len = fuzz_u16(&c->ops);
 		if (which >= c->nheld)
 			break;
 		const struct vq_elem *e = &held[which];
@@ -225,7 +202,7 @@ static void step(struct ctx *c, unsigned op)
 		break;
 	}
 	case OP_RESET:
-		c->size = get16(c);
+		c->size = fuzz_u16(&c->ops);
 		program(c);
 		break;
 	case OP_SAVE_LOAD: {
@@ -247,10 +224,10 @@ static void step(struct ctx *c, unsigned op)
 		break;
 	}
 	case OP_LOAD: {
-		uint8_t n = get8(c);
+		uint8_t n = fuzz_u8(&c->ops);
 		uint8_t buf[256];
 		for (unsigned i = 0; i < n; i++)
-			buf[i] = get8(c);
+			buf[i] = fuzz_u8(&c->ops);
 		struct state_buf r;
 		state_init_reader(&r, buf, n);
 		if (vq_load(&c->vq, &r) == 0)
@@ -258,10 +235,10 @@ static void step(struct ctx *c, unsigned op)
 		break;
 	}
 	case OP_PUBLISH: {
-		unsigned k = get8(c);
+		unsigned k = fuzz_u8(&c->ops);
 		uint16_t qs = c->vq.size ? c->vq.size : 1;
 		for (unsigned i = 0; i < k; i++) {
-			uint16_t head = get16(c);
+			uint16_t head = fuzz_u16(&c->ops);
 			guest_write(c, c->vq.avail + 4 + 2u * ((uint16_t)(c->avail_idx + i) % qs),
 				    &head, 2);
 		}
@@ -270,10 +247,10 @@ static void step(struct ctx *c, unsigned op)
 		break;
 	}
 	case OP_DESC: {
-		uint16_t i = get16(c);
-		struct vring_desc d = {.addr = get16(c), .len = get16(c)};
-		d.flags = get8(c);
-		d.next = get16(c);
+		uint16_t i = fuzz_u16(&c->ops);
+		struct vring_desc d = {.addr = fuzz_u16(&c->ops), .len = fuzz_u16(&c->ops)};
+		d.flags = fuzz_u8(&c->ops);
+		d.next = fuzz_u16(&c->ops);
 		guest_write(c, c->vq.desc + 16u * i, &d, sizeof(d));
 		break;
 	}
@@ -296,8 +273,8 @@ int fuzz_virtqueue_one(const uint8_t *data, size_t size)
 	size_t left = size - FUZZ_VQ_HDR;
 	if (nops > left)
 		nops = left;
-	c.op = rest;
-	c.op_end = rest + nops;
+	c.ops.p = rest;
+	c.ops.end = rest + nops;
 	rest += nops;
 	left -= nops;
 
@@ -314,8 +291,8 @@ int fuzz_virtqueue_one(const uint8_t *data, size_t size)
 	vq_init(&c.vq, &c.gm, 0, FUZZ_VQ_MAX_SIZE);
 	program(&c);
 
-	while (c.op < c.op_end)
-		step(&c, get8(&c) % OP_COUNT);
+	while (c.ops.p < c.ops.end)
+		step(&c, fuzz_u8(&c.ops) % OP_COUNT);
 	/* Then what a device does on a doorbell: take chains until there are none or the queue
 	 * breaks. Nothing writes guest RAM now but the device (used entries, a fixed fill
 	 * pattern), so this ends within a ring's worth of entries; DRAIN_MAX pops mean it did
