@@ -21,33 +21,21 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "test_tmpdir.h"
+
 #include "block/aio.h"
 #include "block/block.h"
 
 #define DISK (4u << 20)
 
-static char dir[256];
-
-static const char *tmp(const char *name)
-{
-	static char buf[4][512];
-	static int i;
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-	return buf[i];
-}
-
 static int setup(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/kestrel-aio-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return tmpdir_create("kestrel-aio");
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_remove();
 }
 
 /* The byte at disk offset `off` of the pattern images start with. */

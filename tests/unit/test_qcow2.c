@@ -15,30 +15,18 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "test_tmpdir.h"
+
 #include "block/block.h"
-
-static char dir[256];
-
-static const char *tmp(const char *name)
-{
-	static char buf[4][512];
-	static int i;
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-	return buf[i];
-}
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/kestrel-qcow2-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return tmpdir_create("kestrel-qcow2");
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_remove();
 }
 
 static uint64_t rng_state = 88172645463325252ull;
