@@ -37,6 +37,21 @@ kt_token() {
 # LOG.err, stdin from /dev/null (or the text in $KT_INPUT, written when LOG shows $KT_INPUT_AFTER). Sets KT_RC (exit status), KT_SECS, KT_TIMEDOUT (0/1).
 # VMM is "kestrel" ($KESTREL with ARGS) or "qemu" ($KT_QEMU with ARGS).
 kt_vm() {
+	kt_vm_once "$@"
+	# Nested only: an L2 Linux with several vCPUs now and then triple-faults early in its boot
+	# (PCI enumeration) under L1's emulated SVM, and QEMU as the L2 VMM wedges L1 in the
+	# same spot; not seen where KVM runs natively. One more boot, said out loud; a second
+	# fault fails the case as before. (Open question in issue 4: environment or Kestrel.)
+	if [ "${KT_IN_L1:-0}" = 1 ] && grep -q "triple-faulted" "$1.err" 2>/dev/null &&
+		grep -q "Linux version" "$1" && ! grep -q "KESTREL-INIT-START" "$1"; then
+		echo "# $(basename "$1"): the guest triple-faulted before /init in nested L1" \
+			"(last line: $(tail -n 1 "$1" | cut -c1-100)); booting once more"
+		cp "$1" "$1.first-try"
+		kt_vm_once "$@"
+	fi
+}
+
+kt_vm_once() {
 	_log=$1 _vmm=$2
 	shift 2
 	case "$_vmm" in
