@@ -106,11 +106,18 @@ static void pc_hvc_write(void *opaque, const uint8_t *buf, size_t len)
 }
 
 /* Doorbell fast path for the PCI devices: KVM's ioeventfd where the accelerator has one. */
+/* The accelerator's ops while its VM exists; NULL with none, or between two resets. */
+static const struct accel_ops *pc_live_accel(struct vm *vm)
+{
+	const struct accel_ops *ops = vm->accel.ops;
+	return ops && vm->accel.priv ? ops : NULL;
+}
+
 static int pc_ioeventfd(void *opaque, uint64_t addr, unsigned len, int fd, bool assign)
 {
 	struct vm *vm = opaque;
-	const struct accel_ops *ops = vm->accel.ops;
-	if (!ops || !ops->ioeventfd_set || !vm->accel.priv) /* none, or between two resets */
+	const struct accel_ops *ops = pc_live_accel(vm);
+	if (!ops || !ops->ioeventfd_set)
 		return -ENOTSUP;
 	struct accel_ioeventfd ev = {.addr = addr, .len = (uint8_t)len, .fd = fd};
 	return ops->ioeventfd_set(&vm->accel, &ev, assign);
@@ -118,16 +125,10 @@ static int pc_ioeventfd(void *opaque, uint64_t addr, unsigned len, int fd, bool 
 
 /* Interrupt fast path for the PCI devices: KVM's irqfds and MSI routes, where the accelerator
  * has them (hw/pci_irqfd.c falls back to exits on -ENOTSUP). */
-static const struct accel_ops *pc_irq_accel(struct vm *vm)
-{
-	const struct accel_ops *ops = vm->accel.ops;
-	return ops && vm->accel.priv ? ops : NULL; /* none, or between two resets */
-}
-
 static int pc_msi_route(void *opaque, int gsi, uint64_t addr, uint32_t data)
 {
 	struct vm *vm = opaque;
-	const struct accel_ops *ops = pc_irq_accel(vm);
+	const struct accel_ops *ops = pc_live_accel(vm);
 	if (!ops || !ops->msi_route_set)
 		return -ENOTSUP;
 	return ops->msi_route_set(&vm->accel, gsi, addr, data);
@@ -136,7 +137,7 @@ static int pc_msi_route(void *opaque, int gsi, uint64_t addr, uint32_t data)
 static void pc_msi_route_free(void *opaque, int gsi)
 {
 	struct vm *vm = opaque;
-	const struct accel_ops *ops = pc_irq_accel(vm);
+	const struct accel_ops *ops = pc_live_accel(vm);
 	if (ops && ops->msi_route_free)
 		ops->msi_route_free(&vm->accel, gsi);
 }
@@ -144,7 +145,7 @@ static void pc_msi_route_free(void *opaque, int gsi)
 static int pc_irqfd(void *opaque, unsigned gsi, int fd, int resample_fd, bool assign)
 {
 	struct vm *vm = opaque;
-	const struct accel_ops *ops = pc_irq_accel(vm);
+	const struct accel_ops *ops = pc_live_accel(vm);
 	if (!ops || !ops->irqfd_set)
 		return -ENOTSUP;
 	return ops->irqfd_set(&vm->accel, gsi, fd, resample_fd, assign);
