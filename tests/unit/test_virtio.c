@@ -1,7 +1,7 @@
 /* Device tests for the virtio PCI transport and devices (virtio/virtio_pci.c, blk.c, rng.c,
- * console.c) with no CPU: a small driver in this file walks the PCI capabilities, negotiates
- * features, places rings in a guest_mem and rings doorbells through the MMIO bus, like the
- * Linux driver does. */
+ * console.c) with no CPU: the small driver in virtio_driver.h walks the PCI capabilities,
+ * negotiates features, places rings in a guest_mem and rings doorbells through the MMIO bus,
+ * like the Linux driver does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -23,237 +23,17 @@
 #include "virtio/console.h"
 #include "virtio/rng.h"
 
-#define RAM	 (4u << 20)
-#define SLOT	 2
-#define RING(q)	 (0x10000u + 0x4000u * (q)) /* desc; avail +0x1000; used +0x2000 */
-#define BUF	 0x100000u
-#define DISK_MIB 4
-
-struct msi_rec {
-	unsigned n;
-	uint64_t addr;
-	uint32_t data;
-	bool line[32];
-};
-
-static void rec_msi(void *opaque, uint64_t addr, uint32_t data)
-{
-	struct msi_rec *m = opaque;
-	__atomic_store_n(&m->addr, addr, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&m->data, data, __ATOMIC_SEQ_CST);
-	__atomic_add_fetch(&m->n, 1, __ATOMIC_SEQ_CST);
-}
-
-static void rec_line(void *opaque, unsigned gsi, bool level)
-{
-	struct msi_rec *m = opaque;
-	if (gsi < 32)
-		__atomic_store_n(&m->line[gsi], level, __ATOMIC_SEQ_CST);
-}
-
-static const struct irq_router_ops rec_ops = {.set_line = rec_line, .send_msi = rec_msi};
-
-struct drv {
-	struct guest_mem gm;
-	struct io_bus pio, mmio;
-	struct irq_router irq;
-	struct msi_rec rec;
-	struct pci_host host;
-	uint64_t bar4, msix;
-	unsigned common, isr, device, notify, notify_mult, pcicfg;
-	uint16_t qsize[4];
-	uint16_t avail_idx[4], used_seen[4];
-	char path[64];
-	struct virtio_blk *blk;
-	struct virtio_rng rng;
-	struct virtio_console con;
-	uint8_t out[256];
+#define DRV_DEVICE_FIELDS          \
+	char path[64];             \
+	struct virtio_blk *blk;    \
+	struct virtio_rng rng;     \
+	struct virtio_console con; \
+	uint8_t out[256];          \
 	size_t out_len;
-};
+#include "virtio_driver.h"
 
-static uint32_t cfg_rd(struct drv *d, unsigned reg, unsigned size)
-{
-	return pci_host_cfg_read(&d->host, 0, SLOT << 3, reg, size);
-}
-
-static void cfg_wr(struct drv *d, unsigned reg, unsigned size, uint32_t v)
-{
-	pci_host_cfg_write(&d->host, 0, SLOT << 3, reg, size, v);
-}
-
-static uint64_t rd(struct drv *d, uint64_t off, unsigned size)
-{
-	uint64_t v = 0;
-	assert_true(io_bus_read(&d->mmio, d->bar4 + off, size, &v));
-	return v;
-}
-
-static void wr(struct drv *d, uint64_t off, unsigned size, uint64_t v)
-{
-	assert_true(io_bus_write(&d->mmio, d->bar4 + off, size, v));
-}
-
-static void drv_init(struct drv *d)
-{
-	assert_int_equal(gm_add_ram(&d->gm, 0, RAM, "ram"), 0);
-	io_bus_init(&d->pio, "io");
-	io_bus_init(&d->mmio, "memory");
-	d->irq.ops = &rec_ops;
-	d->irq.opaque = &d->rec;
-	assert_int_equal(pci_host_init(&d->host, &d->pio, &d->mmio, &d->irq, 0, 0), 0);
-}
-
-/* Find the virtio capabilities, as virtio_pci_modern_probe does. */
-static void drv_probe(struct drv *d, struct pci_dev *pd)
-{
-	uint64_t next = 0xc0000000;
-	assert_int_equal(pci_host_add(&d->host, pd, SLOT, &next), 0);
-	assert_int_equal(cfg_rd(d, PCI_VENDOR_ID, 2), 0x1af4);
-	assert_int_equal(cfg_rd(d, PCI_REVISION, 1), 1);
-	unsigned seen = 0;
-	for (unsigned p = cfg_rd(d, PCI_CAP_PTR, 1); p; p = cfg_rd(d, p + 1, 1)) {
-		if (cfg_rd(d, p, 1) != PCI_CAP_ID_VENDOR)
-			continue;
-		unsigned type = cfg_rd(d, p + 3, 1), bar = cfg_rd(d, p + 4, 1);
-		unsigned off = cfg_rd(d, p + 8, 4);
-		seen |= 1u << type;
-		if (type == VIRTIO_PCI_CAP_PCI_CFG) {
-			d->pcicfg = p;
-			continue;
-		}
-		assert_int_equal(bar, 4);
-		if (type == VIRTIO_PCI_CAP_COMMON)
-			d->common = off;
-		else if (type == VIRTIO_PCI_CAP_ISR)
-			d->isr = off;
-		else if (type == VIRTIO_PCI_CAP_DEVICE)
-			d->device = off;
-		else if (type == VIRTIO_PCI_CAP_NOTIFY) {
-			d->notify = off;
-			d->notify_mult = cfg_rd(d, p + 16, 4);
-			assert_int_equal(cfg_rd(d, p + 2, 1), 20);
-		}
-	}
-	assert_int_equal(seen, 0x3e);
-	d->bar4 = (cfg_rd(d, PCI_BAR0 + 16, 4) & ~0xfu) | (uint64_t)cfg_rd(d, PCI_BAR0 + 20, 4)
-							      << 32;
-	d->msix = cfg_rd(d, PCI_BAR0 + 4, 4) & ~0xfu;
-	cfg_wr(d, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
-}
-
-static void msix_on(struct drv *d, unsigned nvec)
-{
-	unsigned p = cfg_rd(d, PCI_CAP_PTR, 1);
-	assert_int_equal(cfg_rd(d, p, 1), PCI_CAP_ID_MSIX);
-	cfg_wr(d, p + 2, 2, PCI_MSIX_CTRL_ENABLE);
-	for (unsigned v = 0; v < nvec; v++) {
-		io_bus_write(&d->mmio, d->msix + 16 * v, 4, 0xfee00000);
-		io_bus_write(&d->mmio, d->msix + 16 * v + 8, 4, 0x30 + v);
-		io_bus_write(&d->mmio, d->msix + 16 * v + 12, 4, 0);
-	}
-}
-
-/* Status dance up to FEATURES_OK with `want` & offered; returns the status read back. */
-static uint8_t negotiate(struct drv *d, uint64_t want)
-{
-	uint64_t c = d->common;
-	wr(d, c + VIRTIO_PCI_STATUS, 1, 0);
-	wr(d, c + VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(d, c + VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(d, c + VIRTIO_PCI_DFSELECT, 4, 0);
-	uint64_t f = rd(d, c + VIRTIO_PCI_DF, 4);
-	wr(d, c + VIRTIO_PCI_DFSELECT, 4, 1);
-	f |= rd(d, c + VIRTIO_PCI_DF, 4) << 32;
-	want &= f;
-	wr(d, c + VIRTIO_PCI_GFSELECT, 4, 0);
-	wr(d, c + VIRTIO_PCI_GF, 4, (uint32_t)want);
-	wr(d, c + VIRTIO_PCI_GFSELECT, 4, 1);
-	wr(d, c + VIRTIO_PCI_GF, 4, (uint32_t)(want >> 32));
-	wr(d, c + VIRTIO_PCI_STATUS, 1,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	return (uint8_t)rd(d, c + VIRTIO_PCI_STATUS, 1);
-}
-
-static void setup_queue(struct drv *d, unsigned q, uint16_t size, uint16_t vec)
-{
-	uint64_t c = d->common;
-	wr(d, c + VIRTIO_PCI_Q_SELECT, 2, q);
-	assert_true(rd(d, c + VIRTIO_PCI_Q_SIZE, 2) >= size);
-	wr(d, c + VIRTIO_PCI_Q_SIZE, 2, size);
-	wr(d, c + VIRTIO_PCI_Q_MSIX, 2, vec);
-	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_MSIX, 2), vec);
-	wr(d, c + VIRTIO_PCI_Q_DESCLO, 8, RING(q)); /* a 64-bit write, split by the device */
-	wr(d, c + VIRTIO_PCI_Q_AVAILLO, 4, RING(q) + 0x1000);
-	wr(d, c + VIRTIO_PCI_Q_AVAILHI, 4, 0);
-	wr(d, c + VIRTIO_PCI_Q_USEDLO, 4, RING(q) + 0x2000);
-	wr(d, c + VIRTIO_PCI_Q_USEDHI, 4, 0);
-	wr(d, c + VIRTIO_PCI_Q_ENABLE, 2, 1);
-	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_ENABLE, 2), 1);
-	d->qsize[q] = size;
-}
-
-static void driver_ok(struct drv *d)
-{
-	wr(d, d->common + VIRTIO_PCI_STATUS, 1,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-	       VIRTIO_STATUS_DRIVER_OK);
-}
-
-static uint8_t status(struct drv *d)
-{
-	return (uint8_t)rd(d, d->common + VIRTIO_PCI_STATUS, 1);
-}
-
-struct buf {
-	uint64_t addr;
-	uint32_t len;
-	bool write;
-};
-
-/* Put a chain of n buffers at descriptors 0..n-1 and offer it; ring the doorbell. */
-static void submit(struct drv *d, unsigned q, const struct buf *b, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		struct vring_desc desc = {.addr = b[i].addr,
-					  .len = b[i].len,
-					  .flags =
-					      (uint16_t)((b[i].write ? VRING_DESC_F_WRITE : 0) |
-							 (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
-					  .next = (uint16_t)(i + 1)};
-		assert_int_equal(gm_write(&d->gm, RING(q) + 16 * i, &desc, 16), 0);
-	}
-	uint16_t head = 0, slot = d->avail_idx[q] % d->qsize[q];
-	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 4 + 2 * slot, &head, 2), 0);
-	d->avail_idx[q]++;
-	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 2, &d->avail_idx[q], 2), 0);
-	wr(d, d->notify + q * d->notify_mult, 2, q);
-}
-
-/* Wait (the blk iothread works in the background) for the next used entry; its length. */
-static int wait_used(struct drv *d, unsigned q)
-{
-	for (int i = 0; i < 5000; i++) {
-		uint16_t idx;
-		assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 2, &idx, 2), 0);
-		if (idx != d->used_seen[q]) {
-			uint32_t len;
-			unsigned slot = d->used_seen[q] % d->qsize[q];
-			assert_int_equal(
-			    gm_read(&d->gm, RING(q) + 0x2000 + 4 + 8 * slot + 4, &len, 4), 0);
-			d->used_seen[q]++;
-			return (int)len;
-		}
-		usleep(1000);
-	}
-	return -1;
-}
-
-static uint8_t peek8(struct drv *d, uint64_t a)
-{
-	uint8_t v;
-	assert_int_equal(gm_read(&d->gm, a, &v, 1), 0);
-	return v;
-}
+#define SLOT	 2
+#define DISK_MIB 4
 
 /* --- virtio-blk --------------------------------------------------------------------------- */
 
@@ -281,7 +61,7 @@ static int blk_setup_opts(void **state, bool readonly, bool discard, enum blk_ca
 				    .num_queues = 2};
 	struct error err = {0};
 	assert_int_equal(virtio_blk_init(d->blk, &o, 0, &d->gm, &err), 0);
-	drv_probe(d, &d->blk->vp.pci);
+	drv_probe(d, &d->blk->vp.pci, SLOT);
 	*state = d;
 	return 0;
 }
@@ -326,17 +106,13 @@ static int blk_teardown(void **state)
 	if (!d)
 		return 0;
 	virtio_blk_destroy(d->blk);
-	pci_host_destroy(&d->host); /* releases the function's irqfds: before it is freed */
+	drv_fini(d);
 	free(d->blk);
 	unlink(d->path);
-	io_bus_destroy(&d->pio);
-	io_bus_destroy(&d->mmio);
-	gm_destroy(&d->gm);
 	free(d);
 	return 0;
 }
 
-#define FEAT(b)	     (1ULL << (b))
 #define ALL_FEATURES (~0ULL)
 
 static void blk_start_sized(struct drv *d, bool msix, uint16_t qsize)
@@ -344,7 +120,7 @@ static void blk_start_sized(struct drv *d, bool msix, uint16_t qsize)
 	uint8_t st = negotiate(d, ALL_FEATURES);
 	assert_true(st & VIRTIO_STATUS_FEATURES_OK);
 	if (msix)
-		msix_on(d, 3);
+		msix_on(d, 3, 0x30);
 	setup_queue(d, 0, qsize, msix ? 1 : VIRTIO_MSI_NO_VECTOR);
 	setup_queue(d, 1, qsize, msix ? 2 : VIRTIO_MSI_NO_VECTOR);
 	if (msix)
@@ -775,56 +551,6 @@ static void blk_bad_rings(void **state)
 
 /* --- virtio-blk: many requests in flight ------------------------------------------------ */
 
-/* Offer a chain of n buffers at descriptors first..first+n-1, without ringing the doorbell. */
-static void offer(struct drv *d, unsigned q, uint16_t first, const struct buf *b, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		struct vring_desc desc = {.addr = b[i].addr,
-					  .len = b[i].len,
-					  .flags =
-					      (uint16_t)((b[i].write ? VRING_DESC_F_WRITE : 0) |
-							 (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
-					  .next = (uint16_t)(first + i + 1)};
-		assert_int_equal(gm_write(&d->gm, RING(q) + 16u * (first + i), &desc, 16), 0);
-	}
-	uint16_t slot = d->avail_idx[q] % d->qsize[q];
-	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 4 + 2 * slot, &first, 2), 0);
-	d->avail_idx[q]++;
-	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 2, &d->avail_idx[q], 2), 0);
-}
-
-static void doorbell(struct drv *d, unsigned q)
-{
-	wr(d, d->notify + q * d->notify_mult, 2, q);
-}
-
-/* The next used entry of queue q (waiting for it): its id, and its length as the result. */
-static int wait_used_id(struct drv *d, unsigned q, uint16_t *id)
-{
-	for (int i = 0; i < 5000; i++) {
-		uint16_t idx;
-		assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 2, &idx, 2), 0);
-		if (idx != d->used_seen[q]) {
-			uint32_t ent[2];
-			unsigned slot = d->used_seen[q] % d->qsize[q];
-			assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 4 + 8 * slot, ent, 8),
-					 0);
-			d->used_seen[q]++;
-			*id = (uint16_t)ent[0];
-			return (int)ent[1];
-		}
-		usleep(1000);
-	}
-	return -1;
-}
-
-static uint16_t used_idx(struct drv *d, unsigned q)
-{
-	uint16_t idx;
-	assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 2, &idx, 2), 0);
-	return idx;
-}
-
 static unsigned inflight(struct drv *d)
 {
 	pthread_mutex_lock(&d->blk->vp.vdev.lock);
@@ -878,8 +604,8 @@ static void offer_batch(struct drv *d, uint32_t type)
 					  {a + 0x10, 1, true}};
 			offer(d, q, (uint16_t)(3 * i), b, 3);
 		}
-	doorbell(d, 0);
-	doorbell(d, 1);
+	kick(d, 0);
+	kick(d, 1);
 }
 
 /* Every request of the batch comes back once, OK, with the right length. */
@@ -1061,7 +787,7 @@ static int rng_setup(void **state)
 	struct drv *d = calloc(1, sizeof(*d));
 	drv_init(d);
 	assert_int_equal(virtio_rng_init(&d->rng, &d->gm), 0);
-	drv_probe(d, &d->rng.vp.pci);
+	drv_probe(d, &d->rng.vp.pci, SLOT);
 	*state = d;
 	return 0;
 }
@@ -1070,10 +796,7 @@ static int rng_teardown(void **state)
 {
 	struct drv *d = *state;
 	virtio_rng_destroy(&d->rng);
-	pci_host_destroy(&d->host);
-	io_bus_destroy(&d->pio);
-	io_bus_destroy(&d->mmio);
-	gm_destroy(&d->gm);
+	drv_fini(d);
 	free(d);
 	return 0;
 }
@@ -1114,7 +837,7 @@ static int con_setup(void **state)
 	struct drv *d = calloc(1, sizeof(*d));
 	drv_init(d);
 	assert_int_equal(virtio_console_init(&d->con, &d->gm, con_write, d), 0);
-	drv_probe(d, &d->con.vp.pci);
+	drv_probe(d, &d->con.vp.pci, SLOT);
 	*state = d;
 	return 0;
 }
@@ -1123,10 +846,7 @@ static int con_teardown(void **state)
 {
 	struct drv *d = *state;
 	virtio_console_destroy(&d->con);
-	pci_host_destroy(&d->host);
-	io_bus_destroy(&d->pio);
-	io_bus_destroy(&d->mmio);
-	gm_destroy(&d->gm);
+	drv_fini(d);
 	free(d);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* Device tests for virtio-net (virtio/net.c) and the network backends (net/net.c, slirp.c,
- * tap.c) with no CPU: a small driver walks the PCI capabilities, negotiates features, puts
- * rings and buffers in a guest_mem and rings doorbells through the MMIO bus, as the Linux
- * driver does. The backend's loop is stepped by hand (net_backend_run_once) unless a test
+ * tap.c) with no CPU: the small driver in virtio_driver.h walks the PCI capabilities,
+ * negotiates features, puts rings and buffers in a guest_mem and rings doorbells through the
+ * MMIO bus, as the Linux driver does. The backend's loop is stepped by hand (net_backend_run_once) unless a test
  * starts its thread, so every step is deterministic.
  *
  * A fake backend records what the device transmits; the test hands it received frames with
@@ -30,13 +30,9 @@
 #include "net/net.h"
 #include "virtio/net.h"
 
-#define RAM	   (4u << 20)
 #define SLOT	   3
-#define RING(q)	   (0x10000u + 0x4000u * (q)) /* desc; avail +0x1000; used +0x2000 */
-#define BUF	   0x100000u
 #define QSIZE	   64
 #define HDR	   12
-#define FEAT(b)	   (1ULL << (b))
 #define BASE	   (FEAT(VIRTIO_F_VERSION_1) | FEAT(VIRTIO_F_EVENT_IDX))
 #define MRG	   FEAT(VIRTIO_NET_F_MRG_RXBUF)
 #define ETH_P_TEST 0x88b5 /* IEEE local experimental ethertype */
@@ -50,20 +46,10 @@ struct fake {
 	unsigned offloads, offload_calls;
 };
 
-struct drv {
-	struct guest_mem gm;
-	struct io_bus pio, mmio;
-	struct irq_router irq;
-	unsigned msi_count;
-	uint32_t msi_data;
-	struct pci_host host;
-	uint64_t bar4, msix;
-	unsigned common, isr, device, notify, notify_mult;
-	uint16_t qsize[2], avail_idx[2], used_seen[2], next_desc[2];
-	uint64_t next_buf;
-	struct virtio_net net;
+#define DRV_DEVICE_FIELDS      \
+	struct virtio_net net; \
 	struct fake fake;
-};
+#include "virtio_driver.h"
 
 /* --- the fake backend ----------------------------------------------------------------------- */
 
@@ -118,75 +104,15 @@ static const struct net_backend_ops fake_ops = {
 
 /* --- the driver ------------------------------------------------------------------------------ */
 
-static void rec_msi(void *opaque, uint64_t addr, uint32_t data)
-{
-	struct drv *d = opaque;
-	__atomic_store_n(&d->msi_data, data, __ATOMIC_SEQ_CST);
-	__atomic_add_fetch(&d->msi_count, 1, __ATOMIC_SEQ_CST);
-}
-
-static void rec_line(void *opaque, unsigned gsi, bool level)
-{
-}
-
-static const struct irq_router_ops rec_ops = {.set_line = rec_line, .send_msi = rec_msi};
-
-static uint32_t cfg_rd(struct drv *d, unsigned reg, unsigned size)
-{
-	return pci_host_cfg_read(&d->host, 0, SLOT << 3, reg, size);
-}
-
-static void cfg_wr(struct drv *d, unsigned reg, unsigned size, uint32_t v)
-{
-	pci_host_cfg_write(&d->host, 0, SLOT << 3, reg, size, v);
-}
-
-static uint64_t rd(struct drv *d, uint64_t off, unsigned size)
-{
-	uint64_t v = 0;
-	assert_true(io_bus_read(&d->mmio, d->bar4 + off, size, &v));
-	return v;
-}
-
-static void wr(struct drv *d, uint64_t off, unsigned size, uint64_t v)
-{
-	assert_true(io_bus_write(&d->mmio, d->bar4 + off, size, v));
-}
-
 /* Guest RAM, the PCI host and the device around backend nb; finds the capabilities. */
 static struct drv *drv_new(struct net_backend *nb, const uint8_t *mac)
 {
 	struct drv *d = calloc(1, sizeof(*d));
 	assert_non_null(d);
-	assert_int_equal(gm_add_ram(&d->gm, 0, RAM, "ram"), 0);
-	io_bus_init(&d->pio, "io");
-	io_bus_init(&d->mmio, "memory");
-	d->irq.ops = &rec_ops;
-	d->irq.opaque = d;
-	assert_int_equal(pci_host_init(&d->host, &d->pio, &d->mmio, &d->irq, 0, 0), 0);
+	drv_init(d);
 	struct error err = {0};
 	assert_int_equal(virtio_net_init(&d->net, nb, mac, 0, &d->gm, &err), 0);
-	uint64_t next = 0xc0000000;
-	assert_int_equal(pci_host_add(&d->host, &d->net.vp.pci, SLOT, &next), 0);
-	for (unsigned p = cfg_rd(d, PCI_CAP_PTR, 1); p; p = cfg_rd(d, p + 1, 1)) {
-		if (cfg_rd(d, p, 1) != PCI_CAP_ID_VENDOR)
-			continue;
-		unsigned type = cfg_rd(d, p + 3, 1), off = cfg_rd(d, p + 8, 4);
-		if (type == VIRTIO_PCI_CAP_COMMON)
-			d->common = off;
-		else if (type == VIRTIO_PCI_CAP_ISR)
-			d->isr = off;
-		else if (type == VIRTIO_PCI_CAP_DEVICE)
-			d->device = off;
-		else if (type == VIRTIO_PCI_CAP_NOTIFY) {
-			d->notify = off;
-			d->notify_mult = cfg_rd(d, p + 16, 4);
-		}
-	}
-	d->bar4 = (cfg_rd(d, PCI_BAR0 + 16, 4) & ~0xfu) | (uint64_t)cfg_rd(d, PCI_BAR0 + 20, 4)
-							      << 32;
-	d->msix = cfg_rd(d, PCI_BAR0 + 4, 4) & ~0xfu;
-	cfg_wr(d, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
+	drv_probe(d, &d->net.vp.pci, SLOT);
 	d->next_buf = BUF;
 	return d;
 }
@@ -209,39 +135,16 @@ static struct drv *drv_new_fake(bool vnet_hdr, const uint8_t *mac)
 static void drv_free(struct drv *d)
 {
 	virtio_net_destroy(&d->net);
-	pci_host_destroy(&d->host);
-	io_bus_destroy(&d->pio);
-	io_bus_destroy(&d->mmio);
-	gm_destroy(&d->gm);
+	drv_fini(d);
 	free(d);
 }
 
-static uint64_t features(struct drv *d)
+/* Queue q at its full size from the device, with QSIZE entries and zeroed rings. */
+static void net_setup_queue(struct drv *d, unsigned q, uint16_t vec)
 {
-	wr(d, d->common + VIRTIO_PCI_DFSELECT, 4, 0);
-	uint64_t f = rd(d, d->common + VIRTIO_PCI_DF, 4);
-	wr(d, d->common + VIRTIO_PCI_DFSELECT, 4, 1);
-	return f | rd(d, d->common + VIRTIO_PCI_DF, 4) << 32;
-}
-
-static uint8_t status(struct drv *d)
-{
-	return (uint8_t)rd(d, d->common + VIRTIO_PCI_STATUS, 1);
-}
-
-static void setup_queue(struct drv *d, unsigned q, uint16_t vec)
-{
-	uint64_t c = d->common;
-	wr(d, c + VIRTIO_PCI_Q_SELECT, 2, q);
-	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_SIZE, 2), VIRTIO_NET_QUEUE_SIZE);
-	wr(d, c + VIRTIO_PCI_Q_SIZE, 2, QSIZE);
-	wr(d, c + VIRTIO_PCI_Q_MSIX, 2, vec);
-	wr(d, c + VIRTIO_PCI_Q_DESCLO, 8, RING(q));
-	wr(d, c + VIRTIO_PCI_Q_AVAILLO, 8, RING(q) + 0x1000);
-	wr(d, c + VIRTIO_PCI_Q_USEDLO, 8, RING(q) + 0x2000);
-	wr(d, c + VIRTIO_PCI_Q_ENABLE, 2, 1);
-	assert_int_equal(rd(d, c + VIRTIO_PCI_Q_ENABLE, 2), 1);
-	d->qsize[q] = QSIZE;
+	wr(d, d->common + VIRTIO_PCI_Q_SELECT, 2, q);
+	assert_int_equal(rd(d, d->common + VIRTIO_PCI_Q_SIZE, 2), VIRTIO_NET_QUEUE_SIZE);
+	setup_queue(d, q, QSIZE, vec);
 	d->avail_idx[q] = d->used_seen[q] = d->next_desc[q] = 0;
 	uint8_t zero[0x3000] = {0};
 	assert_int_equal(gm_write(&d->gm, RING(q), zero, sizeof(zero)), 0);
@@ -250,72 +153,15 @@ static void setup_queue(struct drv *d, unsigned q, uint16_t vec)
 /* Reset, negotiate `want`, MSI-X (config 0, RX 1, TX 2), both queues, DRIVER_OK. */
 static void start(struct drv *d, uint64_t want)
 {
-	uint64_t c = d->common;
-	wr(d, c + VIRTIO_PCI_STATUS, 1, 0);
-	wr(d, c + VIRTIO_PCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	want &= features(d);
-	wr(d, c + VIRTIO_PCI_GFSELECT, 4, 0);
-	wr(d, c + VIRTIO_PCI_GF, 4, (uint32_t)want);
-	wr(d, c + VIRTIO_PCI_GFSELECT, 4, 1);
-	wr(d, c + VIRTIO_PCI_GF, 4, (uint32_t)(want >> 32));
-	uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
-	wr(d, c + VIRTIO_PCI_STATUS, 1, st);
-	assert_true(status(d) & VIRTIO_STATUS_FEATURES_OK);
-	unsigned p = cfg_rd(d, PCI_CAP_PTR, 1);
-	assert_int_equal(cfg_rd(d, p, 1), PCI_CAP_ID_MSIX);
-	cfg_wr(d, p + 2, 2, PCI_MSIX_CTRL_ENABLE);
-	for (unsigned v = 0; v < 3; v++) {
-		io_bus_write(&d->mmio, d->msix + 16 * v, 4, 0xfee00000);
-		io_bus_write(&d->mmio, d->msix + 16 * v + 8, 4, 0x40 + v);
-		io_bus_write(&d->mmio, d->msix + 16 * v + 12, 4, 0);
-	}
-	wr(d, c + VIRTIO_PCI_MSIX_CONFIG, 2, 0);
-	setup_queue(d, VIRTIO_NET_RX, 1);
-	setup_queue(d, VIRTIO_NET_TX, 2);
-	wr(d, c + VIRTIO_PCI_STATUS, 1, st | VIRTIO_STATUS_DRIVER_OK);
-	assert_int_equal(status(d), st | VIRTIO_STATUS_DRIVER_OK);
+	assert_true(negotiate(d, want) & VIRTIO_STATUS_FEATURES_OK);
+	msix_on(d, 3, 0x40);
+	wr(d, d->common + VIRTIO_PCI_MSIX_CONFIG, 2, 0);
+	net_setup_queue(d, VIRTIO_NET_RX, 1);
+	net_setup_queue(d, VIRTIO_NET_TX, 2);
+	driver_ok(d);
+	assert_int_equal(status(d), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+					VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 	d->next_buf = BUF;
-}
-
-static uint64_t galloc(struct drv *d, uint32_t len)
-{
-	uint64_t a = d->next_buf;
-	d->next_buf += (len + 15) & ~15u;
-	assert_true(d->next_buf < RAM);
-	return a;
-}
-
-struct buf {
-	uint64_t addr;
-	uint32_t len;
-	bool write;
-};
-
-/* Offer a chain (descriptors taken round the table) without ringing; returns its head. */
-static uint16_t post(struct drv *d, unsigned q, const struct buf *b, unsigned n)
-{
-	uint16_t head = d->next_desc[q];
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t idx = (uint16_t)((head + i) % d->qsize[q]);
-		struct vring_desc desc = {.addr = b[i].addr,
-					  .len = b[i].len,
-					  .flags =
-					      (uint16_t)((b[i].write ? VRING_DESC_F_WRITE : 0) |
-							 (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
-					  .next = (uint16_t)((idx + 1) % d->qsize[q])};
-		assert_int_equal(gm_write(&d->gm, RING(q) + 16 * idx, &desc, 16), 0);
-	}
-	d->next_desc[q] = (uint16_t)((head + n) % d->qsize[q]);
-	uint16_t slot = d->avail_idx[q] % d->qsize[q];
-	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 4 + 2 * slot, &head, 2), 0);
-	d->avail_idx[q]++;
-	assert_int_equal(gm_write(&d->gm, RING(q) + 0x1000 + 2, &d->avail_idx[q], 2), 0);
-	return head;
-}
-
-static void kick(struct drv *d, unsigned q)
-{
-	wr(d, d->notify + q * d->notify_mult, 2, q);
 }
 
 /* One step of the backend's loop, as its thread would take it. */
@@ -338,34 +184,6 @@ static uint64_t post_rx(struct drv *d, unsigned n, uint32_t len)
 	return first;
 }
 
-static uint16_t used_idx(struct drv *d, unsigned q)
-{
-	uint16_t idx;
-	assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 2, &idx, 2), 0);
-	return idx;
-}
-
-/* The next used entry of q: returns false when there is none. */
-static bool next_used(struct drv *d, unsigned q, uint16_t *head, uint32_t *len)
-{
-	if (used_idx(d, q) == d->used_seen[q])
-		return false;
-	unsigned slot = d->used_seen[q] % d->qsize[q];
-	uint32_t id;
-	assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 4 + 8 * slot, &id, 4), 0);
-	assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 8 + 8 * slot, len, 4), 0);
-	*head = (uint16_t)id;
-	d->used_seen[q]++;
-	return true;
-}
-
-static uint16_t avail_event(struct drv *d, unsigned q)
-{
-	uint16_t v;
-	assert_int_equal(gm_read(&d->gm, RING(q) + 0x2000 + 4 + 8 * d->qsize[q], &v, 2), 0);
-	return v;
-}
-
 static void make_frame(uint8_t *f, size_t len, uint8_t seed)
 {
 	static const uint8_t hdr[14] = {0xff,
@@ -385,11 +203,6 @@ static void make_frame(uint8_t *f, size_t len, uint8_t seed)
 	memcpy(f, hdr, 14);
 	for (size_t i = 14; i < len; i++)
 		f[i] = (uint8_t)(seed + i * 13);
-}
-
-static void read_guest(struct drv *d, uint64_t a, void *buf, size_t len)
-{
-	assert_int_equal(gm_read(&d->gm, a, buf, len), 0);
 }
 
 /* --- tests ----------------------------------------------------------------------------------- */
@@ -496,7 +309,7 @@ static void net_tx(void **state)
 	assert_int_equal(gm_write(&d->gm, one + HDR, frame, 60), 0);
 	struct buf c2 = {one, HDR + 60, false};
 	uint16_t head2 = post(d, VIRTIO_NET_TX, &c2, 1);
-	unsigned msi = d->msi_count;
+	unsigned msi = d->rec.n;
 	kick(d, VIRTIO_NET_TX);
 	assert_int_equal(d->fake.nsent, 0); /* the doorbell only wakes the backend's loop */
 	pump(d);
@@ -513,8 +326,8 @@ static void net_tx(void **state)
 	assert_int_equal(len, 0);
 	assert_true(next_used(d, VIRTIO_NET_TX, &head, &len));
 	assert_int_equal(head, head2);
-	assert_true(d->msi_count > msi);
-	assert_int_equal(d->msi_data, 0x42); /* the TX queue's vector */
+	assert_true(d->rec.n > msi);
+	assert_int_equal(d->rec.data, 0x42); /* the TX queue's vector */
 	assert_int_equal(d->net.tx_frames, 2);
 	/* A runt (no Ethernet header) is dropped, its chain still returned. */
 	struct buf runt = {galloc(d, HDR + 6), HDR + 6, false};
@@ -535,7 +348,7 @@ static void net_rx_single_buffers(void **state)
 	uint64_t b0 = post_rx(d, 2, 1526);
 	uint8_t frame[100];
 	make_frame(frame, sizeof(frame), 9);
-	unsigned msi = d->msi_count;
+	unsigned msi = d->rec.n;
 	net_backend_deliver(d->net.nb, frame, sizeof(frame));
 	uint16_t head;
 	uint32_t len;
@@ -547,8 +360,8 @@ static void net_rx_single_buffers(void **state)
 	static const uint8_t want_hdr[HDR] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
 	assert_memory_equal(got, want_hdr, HDR); /* no flags, GSO_NONE, num_buffers 1 */
 	assert_memory_equal(got + HDR, frame, sizeof(frame));
-	assert_true(d->msi_count > msi);
-	assert_int_equal(d->msi_data, 0x41); /* the RX queue's vector */
+	assert_true(d->rec.n > msi);
+	assert_int_equal(d->rec.data, 0x41); /* the RX queue's vector */
 	/* Too big for a buffer without MRG_RXBUF: dropped, the buffer stays for the next. */
 	uint8_t big[2000];
 	make_frame(big, sizeof(big), 1);
@@ -694,12 +507,12 @@ static void net_bad_chains(void **state)
 	start(d, BASE | MRG);
 	struct buf w[2] = {{galloc(d, 64), 64, false}, {galloc(d, 64), 64, true}};
 	post(d, VIRTIO_NET_TX, w, 2);
-	unsigned msi = d->msi_count;
+	unsigned msi = d->rec.n;
 	kick(d, VIRTIO_NET_TX);
 	pump(d);
 	expect_needs_reset(d, "TX chain with a writable buffer");
-	assert_true(d->msi_count > msi);
-	assert_int_equal(d->msi_data, 0x40); /* config-change vector */
+	assert_true(d->rec.n > msi);
+	assert_int_equal(d->rec.data, 0x40); /* config-change vector */
 	assert_int_equal(d->fake.nsent, 0);
 	/* Stopped: a later good chain is not processed until the driver resets. */
 	struct buf good = {galloc(d, HDR + 64), HDR + 64, false};
