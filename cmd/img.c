@@ -1068,6 +1068,97 @@ static void progress_update(struct progress *p, uint64_t done, bool final)
 	}
 }
 
+/* Copies SRC into DST in whole output clusters of OCS bytes, compressed: a cluster is data
+ * if any byte of it is, and the tail cluster at the end of the image is padded with zeros.
+ * OCS divides CHUNK, the size of BUF. */
+static int convert_compressed(struct blk *src, struct blk *dst, uint8_t *buf, uint64_t chunk,
+			      uint64_t ocs, struct progress *pr)
+{
+	uint64_t size = blk_size(src), dsize = blk_size(dst);
+	int ret = 0;
+	for (uint64_t off = 0; off < size && ret == 0;) { /* OFF stays cluster aligned */
+		uint64_t n = size - off < chunk ? size - off : chunk;
+		struct blk_status st;
+		ret = blk_chain_status(src, off, n, &st);
+		if (ret < 0)
+			break;
+		if (st.flags & BLK_STATUS_ZERO) {
+			/* Whole zero clusters are skipped (the new image reads zeros there). */
+			uint64_t skip = off + st.len >= size ? size - off : st.len / ocs * ocs;
+			if (skip) {
+				off += skip;
+				progress_update(pr, off, false);
+				continue;
+			}
+			st.len = 1; /* zeros then data within this cluster */
+		}
+		/* The data extent, widened to whole clusters. */
+		uint64_t want = (st.len + ocs - 1) / ocs * ocs;
+		if (n > want)
+			n = want;
+		ret = blk_pread(src, off, buf, n);
+		for (uint64_t k = 0; k < n && ret == 0; k += ocs) {
+			uint64_t len = n - k < ocs ? n - k : ocs;
+			if (all_zero(buf + k, len))
+				continue;
+			if (len <
+			    ocs) { /* the source's tail: pad up to the cluster or the disk end */
+				uint64_t pad = dsize - (off + k) < ocs ? dsize - (off + k) : ocs;
+				memset(buf + k + len, 0, pad - len);
+				len = pad;
+			}
+			ret = blk_pwrite_compressed(dst, off + k, buf + k, len);
+		}
+		off += n;
+		progress_update(pr, off, false);
+	}
+	return ret;
+}
+
+/* Copies SRC into DST, skipping zero extents and zero runs of at least MIN_SPARSE bytes. */
+static int convert_plain(struct blk *src, struct blk *dst, uint8_t *buf, uint64_t chunk,
+			 uint64_t min_sparse, struct progress *pr)
+{
+	uint64_t size = blk_size(src);
+	int ret = 0;
+	for (uint64_t off = 0; off < size && ret == 0;) {
+		uint64_t n = size - off < chunk ? size - off : chunk;
+		struct blk_status st;
+		ret = blk_chain_status(src, off, n, &st);
+		if (ret < 0)
+			break;
+		n = st.len;
+		if (st.flags & BLK_STATUS_ZERO) {
+			off += n; /* the new image reads zeros there already */
+			progress_update(pr, off, false);
+			continue;
+		}
+		ret = blk_pread(src, off, buf, n);
+		uint64_t k = 0;
+		while (k < n && ret == 0) {
+			uint64_t g = min_sparse - ((off + k) % min_sparse);
+			if (g > n - k)
+				g = n - k;
+			if (all_zero(buf + k, g)) {
+				k += g;
+				continue;
+			}
+			uint64_t e = k + g;
+			while (e < n) {
+				uint64_t g2 = n - e < min_sparse ? n - e : min_sparse;
+				if (all_zero(buf + e, g2))
+					break;
+				e += g2;
+			}
+			ret = blk_pwrite(dst, off + k, buf + k, e - k);
+			k = e;
+		}
+		off += n;
+		progress_update(pr, off, false);
+	}
+	return ret;
+}
+
 static int img_convert(int argc, char **argv)
 {
 	struct blk_open_opts io = {.readonly = true};
@@ -1151,71 +1242,12 @@ static int img_convert(int argc, char **argv)
 	pr.t0 = now();
 	pr.last_pct = -1;
 	progress_update(&pr, 0, false);
-	for (uint64_t off = 0; off < size;) {
-		uint64_t n = size - off < chunk ? size - off : chunk;
-		if (compress && ocs) {
-			/* Whole output clusters. */
-			uint64_t cend = (off / ocs + 1) * ocs;
-			if (n > cend - off && cend - off >= ocs)
-				n = n / ocs * ocs;
-		}
-		struct blk_status st;
-		ret = blk_chain_status(src, off, n, &st);
-		if (ret < 0)
-			goto out;
-		if (compress && ocs && st.len < n && (st.flags & BLK_STATUS_ZERO)) {
-			/* Skip whole zero clusters only. */
-			uint64_t skip = st.len / ocs * ocs;
-			if (skip) {
-				off += skip;
-				progress_update(&pr, off, false);
-				continue;
-			}
-		} else if (st.flags & BLK_STATUS_ZERO) {
-			off += st.len; /* the new image reads zeros there already */
-			progress_update(&pr, off, false);
-			continue;
-		} else {
-			n = st.len;
-		}
-		if (compress && ocs) {
-			if (n > ocs)
-				n = n / ocs * ocs;
-			ret = blk_pread(src, off, buf, n);
-			for (uint64_t k = 0; k < n && ret == 0; k += ocs) {
-				uint64_t len = n - k < ocs ? n - k : ocs;
-				if (all_zero(buf + k, len))
-					continue;
-				ret = blk_pwrite_compressed(dst, off + k, buf + k, len);
-			}
-		} else {
-			ret = blk_pread(src, off, buf, n);
-			/* Skip zero runs of at least min_sparse, aligned to it. */
-			uint64_t k = 0;
-			while (k < n && ret == 0) {
-				uint64_t g = min_sparse - ((off + k) % min_sparse);
-				if (g > n - k)
-					g = n - k;
-				if (all_zero(buf + k, g)) {
-					k += g;
-					continue;
-				}
-				uint64_t e = k + g;
-				while (e < n) {
-					uint64_t g2 = n - e < min_sparse ? n - e : min_sparse;
-					if (all_zero(buf + e, g2))
-						break;
-					e += g2;
-				}
-				ret = blk_pwrite(dst, off + k, buf + k, e - k);
-				k = e;
-			}
-		}
-		if (ret < 0)
-			goto out;
-		off += n;
-		progress_update(&pr, off, false);
-	}
+	if (compress && ocs)
+		ret = convert_compressed(src, dst, buf, chunk, ocs, &pr);
+	else
+		ret = convert_plain(src, dst, buf, chunk, min_sparse, &pr);
+	if (ret < 0)
+		goto out;
 	ret = blk_flush(dst);
 	progress_update(&pr, size, true);
 out:

@@ -67,6 +67,26 @@ $K img convert -S 4k -O raw s.raw s4k.raw; $K img convert -S 1M -O raw s.raw s1m
 tap_check "-S 4k leaves a hole for a 4 KiB zero run, -S 1M does not" \
 	bash -c "test \$(du -k s4k.raw | cut -f1) -lt \$(du -k s1m.raw | cut -f1) && cmp -s s.raw s4k.raw"
 
+# -c works in whole output clusters: a cluster is data if any part of it is (issue 6 audit)
+same() { qemu-img compare -q "$1" "$2" && qemu-img check -q "$2"; }
+if command -v qemu-img >/dev/null; then
+	truncate -s 1M x4k.raw   # sparse raw with 4 KiB data extents, one at offset 0
+	printf 'head' | dd of=x4k.raw conv=notrunc status=none
+	printf 'mid' | dd of=x4k.raw bs=4k seek=17 conv=notrunc status=none
+	printf 'end' | dd of=x4k.raw bs=4k seek=255 conv=notrunc status=none
+	tap_check "-c of a sparse raw with 4 KiB data extents" \
+		bash -c "$K img convert -c -O qcow2 x4k.raw x4k.qcow2 && $(declare -f same); same x4k.raw x4k.qcow2"
+	qemu-img create -q -f qcow2 -o cluster_size=4k q4k.qcow2 1M
+	qemu-io -c 'write -P 7 0 4k' -c 'write -P 9 100k 4k' -c 'write -P 3 1020k 4k' q4k.qcow2 >/dev/null
+	tap_check "-c of a 4 KiB-cluster qemu image into 64 KiB clusters" \
+		bash -c "$K img convert -c -O qcow2 q4k.qcow2 q64.qcow2 && $(declare -f same); same q4k.qcow2 q64.qcow2"
+	head -c 200704 /dev/urandom >tail.raw   # 3 clusters and a 4 KiB tail
+	tap_check "-c pads the partial tail cluster" \
+		bash -c "$K img convert -c -O qcow2 tail.raw tail.qcow2 && $(declare -f same); same tail.raw tail.qcow2"
+else
+	tap_skip "-c with 4 KiB extents" "no qemu-img"
+fi
+
 # a mostly-zero 10 GiB image converts in seconds
 $K img create -f qcow2 big.qcow2 10G >/dev/null
 t0=$(date +%s.%N)
