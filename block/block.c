@@ -355,7 +355,15 @@ int blk_create(const char *path, const struct blk_create_opts *o)
 		blk_set_error("%s: cannot create images of this format", path);
 		return -ENOTSUP;
 	}
-	return drv->create(path, o);
+	/* Sizes are whole 512-byte sectors, rounded up as qemu-img does: qemu reads a qcow2
+	 * image's size in sectors, so an unaligned one would lose its tail there. */
+	struct blk_create_opts ro = *o;
+	if (ro.size > UINT64_MAX - 511) {
+		blk_set_error("%s: size too large", path);
+		return -EINVAL;
+	}
+	ro.size = (ro.size + 511) & ~511ull;
+	return drv->create(path, &ro);
 }
 
 int blk_check(struct blk *b, unsigned fix, struct blk_check_result *r)

@@ -1368,6 +1368,11 @@ static int qcow2_resize(struct blk *b, uint64_t new_size)
 		blk_set_error("%s: size %llu is too large", b->path, (unsigned long long)new_size);
 		return -EINVAL;
 	}
+	if (new_size & 511) { /* as qemu: the qcow2 size is kept in whole sectors */
+		blk_set_error("%s: the new size must be a multiple of 512 (%llu is not)", b->path,
+			      (unsigned long long)new_size);
+		return -EINVAL;
+	}
 	if (new_size < b->size) {
 		if (s->nb_snaps) {
 			blk_set_error("%s: cannot shrink an image with internal snapshots",

@@ -157,4 +157,26 @@ rc=$?
 tap_check "check reports a leak with exit code 3 (got $rc)" test $rc -eq 3
 tap_check "check -r leaks repairs it (qemu agrees)" bash -c "$K img check -r leaks leak.qcow2 >/dev/null 2>&1 && qemu-img check -q leak.qcow2"
 
+# sizes that are not a multiple of 512 are rounded up as qemu-img does (issue 6 audit)
+$K img create -f qcow2 odd.qcow2 100000 >/dev/null
+qemu-img create -q -f qcow2 oddq.qcow2 100000
+tap_check "create -f qcow2 100000 stores 100352, as qemu-img" \
+	bash -c "qemu-img info --output json odd.qcow2 | grep -q '\"virtual-size\": 100352' && qemu-img compare -q odd.qcow2 oddq.qcow2"
+$K img create -f raw odd.raw 100000 >/dev/null
+tap_check "create -f raw 100000 makes a 100352-byte file, as qemu-img" test "$(stat -c %s odd.raw)" -eq 100352
+head -c 100000 /dev/urandom >odd-src.raw
+tap_check "convert of a 100000-byte raw: qemu-img compare equals" writes_clean odd-src.raw odd-c.qcow2
+tap_check "convert -c of a 100000-byte raw: qemu-img compare equals" writes_clean odd-src.raw odd-cc.qcow2 -c
+$K img convert -O raw odd-src.raw odd-r.raw
+tap_check "convert to raw of a 100000-byte raw is 100352 bytes and equal" \
+	bash -c "[ \$(stat -c %s odd-r.raw) -eq 100352 ] && qemu-img compare -q odd-src.raw odd-r.raw"
+$K img resize odd.qcow2 200001 >out 2>&1
+rc=$?
+qemu-img resize -q oddq.qcow2 200001 >/dev/null 2>&1
+qrc=$?
+tap_check "resize of qcow2 to 200001 is refused like qemu-img's (rc $rc, qemu $qrc)" \
+	bash -c "[ $rc -eq 1 ] && [ $qrc -ne 0 ] && grep -q 'multiple of 512' out"
+$K img resize -f raw odd.raw 200001 >/dev/null
+tap_check "resize of raw to 200001 keeps the exact size, as qemu-img" test "$(stat -c %s odd.raw)" -eq 200001
+
 tap_done
