@@ -49,7 +49,8 @@ void kvm_cpuid_patch_entry(struct kvm_cpuid_entry2 *e, unsigned apic_id, unsigne
 {
 	switch (e->function) {
 	case 0x1:
-		e->ebx = (e->ebx & 0x0000ffff) | (nr << 16) | (apic_id << 24);
+		/* EBX[23:16]: addressable logical processors in the package, 8 bits wide. */
+		e->ebx = (e->ebx & 0x0000ffff) | ((nr > 0xff ? 0xff : nr) << 16) | (apic_id << 24);
 		e->ecx |= CPUID_1_ECX_HYPERVISOR;
 		if (nr > 1)
 			e->edx |= CPUID_1_EDX_HTT;
@@ -59,7 +60,7 @@ void kvm_cpuid_patch_entry(struct kvm_cpuid_entry2 *e, unsigned apic_id, unsigne
 	case 0x4:
 		/* Cores per package - 1 in EAX[31:26]; each cache private to one thread. */
 		if (e->eax & 0x1f)
-			e->eax = (e->eax & 0x3fff) | ((nr - 1) << 26);
+			e->eax = (e->eax & 0x3fff) | ((nr > 64 ? 63 : nr - 1) << 26);
 		break;
 	case 0xb:
 	case 0x1f:
@@ -89,9 +90,11 @@ void kvm_cpuid_patch_entry(struct kvm_cpuid_entry2 *e, unsigned apic_id, unsigne
 		e->ecx = (e->ecx & ~0xffu & ~0xf000u) | (nr - 1) | (bits_for(nr) << 12);
 		break;
 	case 0x8000001e:
+		/* Extended APIC ID; core ID in EBX[7:0] with one thread per core (EBX[15:8] = 0);
+		 * node 0 of one. Linux (family 17h+) takes each CPU's core_id from EBX[7:0]. */
 		e->eax = apic_id;
-		e->ebx = 0; /* compute unit 0, one thread per unit */
-		e->ecx = 0; /* node 0, one node */
+		e->ebx = apic_id & 0xff;
+		e->ecx = 0;
 		break;
 	}
 }

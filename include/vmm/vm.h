@@ -29,7 +29,8 @@
 #include "virtio/net.h"
 #include "vmm/console.h"
 
-#define VM_MAX_VCPUS 256
+/* xAPIC IDs are 8 bits and 0xff is the broadcast ID: 255 vCPUs (0-254) without x2APIC. */
+#define VM_MAX_VCPUS 255
 #define VM_MAX_DISKS 8
 #define VM_MAX_NICS  VIRTIO_NET_MAX_NICS
 
