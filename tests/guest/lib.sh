@@ -191,23 +191,39 @@ kt_boot_case() {
 	fi
 	_gd=$(kt_get "$_log" date)
 	if [ -n "$_gd" ] && [ $((_gd - _host_date)) -le 120 ] && [ $((_host_date - _gd)) -le 120 ]; then
-		kt_ok "$_name: guest clock (CMOS RTC) within 120 s of the host's"
+		kt_ok "$_name: guest clock within 120 s of the host's"
 	else
 		kt_fail "$_name: guest date '$_gd' vs host $_host_date: more than 120 s apart"
 	fi
+	# The CMOS RTC read directly (kvmclock could carry the date above on its own).
+	_re=$(kt_get "$_log" rtc_epoch)
+	if [ -n "$_re" ] && [ $((_re - _host_date)) -le 120 ] && [ $((_host_date - _re)) -le 120 ]; then
+		kt_ok "$_name: CMOS RTC ($(kt_get "$_log" rtc_name)) within 120 s of the host's UTC"
+	else
+		kt_fail "$_name: CMOS RTC since_epoch '$_re' vs host $_host_date: more than 120 s apart"
+	fi
+	kt_expect "$_name: the guest detected KVM" "$(kt_get "$_log" hypervisor)" KVM
+	case " $(kt_get "$_log" clocksource) " in
+	*" kvm-clock "*) kt_ok "$_name: kvm-clock offered" ;;
+	*) kt_fail "$_name: no kvm-clock (clocksources: $(kt_get "$_log" clocksource))" ;;
+	esac
+	# One core per vCPU, each with its own core_id (CPUID leaves 0Bh / 8000001Eh).
+	_want_ids=$(awk -v n="$_cpus" 'BEGIN { for (i = 0; i < n; i++) printf "%d ", i }')
+	kt_expect "$_name: core_id per vCPU" "$(kt_get "$_log" core_ids)" "$_want_ids"
 }
 
-# kt_reboot_case NAME VMM: the guest counts boots in CMOS NVRAM, reboots once, then powers off.
+# kt_reboot_case NAME VMM: the guest counts boots in CMOS NVRAM and reboots twice, through the
+# i8042 reset line and then the ACPI reset register, then powers off.
 kt_reboot_case() {
 	_name=$1 _vmm=$2
 	_log=$KT_OUT/$_name.log
 	_cmdline="console=ttyS0 kestrel.test=reboot $(kt_token)"
 	_limit=$KT_TIMEOUT
-	KT_TIMEOUT=$((KT_TIMEOUT * 2)) # two boots in one run
+	KT_TIMEOUT=$((KT_TIMEOUT * 3)) # three boots in one run
 	if [ "$_vmm" = kestrel ]; then
 		kt_vm "$_log" kestrel run --kernel "$KT_GUEST/vmlinuz" \
 			--initrd "$KT_GUEST/initramfs.cpio.gz" --cmdline "$_cmdline" --mem 512M \
-			--cpus 1 --console stdio
+			--cpus 1 --console stdio -v
 	else
 		kt_vm "$_log" qemu $KT_QEMU_ARGS -smp 1 -m 512 \
 			-kernel "$KT_GUEST/vmlinuz" -initrd "$KT_GUEST/initramfs.cpio.gz" \
@@ -218,12 +234,19 @@ kt_reboot_case() {
 	KT_TIMEOUT=$_limit
 	_b1=$(grep -c "KT BOOT 1" "$_log")
 	_b2=$(grep -c "KT BOOT 2" "$_log")
-	if [ "$_b1" -ge 1 ] && [ "$_b2" -ge 1 ]; then
-		kt_ok "$_name: BOOT 1 then BOOT 2 (CMOS NVRAM survived the reset)"
+	_b3=$(grep -c "KT BOOT 3" "$_log")
+	if [ "$_b1" -ge 1 ] && [ "$_b2" -ge 1 ] && [ "$_b3" -ge 1 ]; then
+		kt_ok "$_name: BOOT 1, 2 and 3 (CMOS NVRAM survived two resets)"
 	else
 		[ $_r = 0 ] && kt_show "$_log"
-		kt_fail "$_name: saw BOOT 1 x$_b1, BOOT 2 x$_b2 (want both)"
+		kt_fail "$_name: saw BOOT 1 x$_b1, BOOT 2 x$_b2, BOOT 3 x$_b3 (want all three)"
 	fi
+	[ "$_vmm" = kestrel ] || return 0
+	# Which way each reset came in, in order, from Kestrel's -v log.
+	_how=$(sed -n -e 's/.*\(guest pulsed the reset line\).*/i8042/p' \
+		-e 's/.*\(guest reset through the reset register\).*/acpi/p' "$_log.err" | tr '\n' ' ')
+	kt_expect "$_name: resets through the i8042 line, then the ACPI reset register" "$_how" \
+		"i8042 acpi "
 }
 
 # kt_multiboot_case NAME VMM: boot $KT_ART/multiboot-hello.elf (cases/multiboot.sh setup) with a

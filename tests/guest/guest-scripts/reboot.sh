@@ -1,7 +1,8 @@
 #!/bin/sh
 # Guest side of the reboot test: a boot counter in CMOS NVRAM byte 0x50, which survives a VM
 # reset (index register 0x70, data register 0x71, reached through /dev/port).
-# First boot: "KT BOOT 1", set the byte, reboot -f. Second boot: "KT BOOT 2", clear it, poweroff.
+# First boot: "KT BOOT 1", reboot through the i8042; second: "KT BOOT 2", reboot through the ACPI
+# reset register; third: "KT BOOT 3", clear the byte, poweroff.
 OFFSET=80 # 0x50: free NVRAM, outside the checksummed 0x10-0x2d range
 MAGIC=165 # 0xa5
 
@@ -17,16 +18,36 @@ cmos_write() {
 	printf "\\$(printf %03o "$2")" | dd of=/dev/port bs=1 seek=113 count=1 conv=notrunc 2>/dev/null
 }
 
+# Each reboot takes another path into the VMM: Linux's "kbd" method pulses the i8042 reset line
+# (0xfe to port 0x64), "acpi" writes the FADT reset register.
+reboot_by() {
+	if [ -w /sys/kernel/reboot/type ]; then
+		echo "$1" >/sys/kernel/reboot/type
+		echo "KT reboot_type=$(cat /sys/kernel/reboot/type)"
+	else
+		echo "KT reboot_type=unavailable"
+	fi
+	reboot -f
+}
+
 v=$(cmos_read $OFFSET)
 echo "KT cmos_0x50=$v"
-if [ "$v" = "$MAGIC" ]; then
+case "$v" in
+"$MAGIC")
 	echo "KT BOOT 2"
+	cmos_write $OFFSET $((MAGIC + 1))
+	reboot_by acpi
+	;;
+"$((MAGIC + 1))")
+	echo "KT BOOT 3"
 	cmos_write $OFFSET 0
 	poweroff -f
-else
+	;;
+*)
 	echo "KT BOOT 1"
 	cmos_write $OFFSET $MAGIC
 	w=$(cmos_read $OFFSET)
 	[ "$w" = "$MAGIC" ] || echo "KT cmos-write-failed read-back=$w"
-	reboot -f
-fi
+	reboot_by kbd
+	;;
+esac
