@@ -7,12 +7,34 @@
 #include "core/guest_mem.h"
 #include "util/log.h"
 
+#define HUGE_2M (2ull << 20)
+
+/* Anonymous memory starting on a 2 MiB boundary: guest and host huge pages then line up, so
+ * transparent huge pages can back the guest's 2 MiB pages (Linux before 6.7 does not align
+ * large anonymous mappings by itself). Over-map by 2 MiB and give back both ends. */
+static void *map_aligned(uint64_t size)
+{
+	const int prot = PROT_READ | PROT_WRITE;
+	const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	if (size < HUGE_2M || size + HUGE_2M < size)
+		return mmap(NULL, size, prot, flags, -1, 0);
+	uint8_t *raw = mmap(NULL, size + HUGE_2M, prot, flags, -1, 0);
+	if (raw == MAP_FAILED)
+		return MAP_FAILED;
+	uint8_t *host = (uint8_t *)(((uintptr_t)raw + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1));
+	if (host > raw)
+		munmap(raw, host - raw);
+	size_t tail = (raw + size + HUGE_2M) - (host + size);
+	if (tail)
+		munmap(host + size, tail);
+	return host;
+}
+
 int gm_add_ram(struct guest_mem *gm, uint64_t gpa, uint64_t size, const char *name)
 {
 	if (gm->nr_regions >= GM_MAX_REGIONS || size == 0 || gpa + size < gpa)
 		return -EINVAL;
-	void *host = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *host = map_aligned(size);
 	if (host == MAP_FAILED)
 		return -errno;
 	/* Transparent huge pages cut TLB misses for the guest; a hint, so failure is fine. */

@@ -51,6 +51,14 @@ int boot_linux(const struct guest_mem *gm, const struct boot_config *cfg,
 				 "'%s': no protected-mode kernel after the setup code",
 				 img->kernel_path);
 	size_t kernel_len = img->kernel_size - kernel_off;
+	/* syssize (16-byte units) is how much protected-mode kernel the build wrote: less in the
+	 * file means a truncated copy, which would only crash the guest while decompressing. */
+	if ((uint64_t)bp.hdr.syssize * 16 > kernel_len)
+		return error_set(
+		    err, -ENOEXEC,
+		    "'%s' is truncated: its header says %llu bytes of kernel after the "
+		    "setup code, the file has %zu",
+		    img->kernel_path, (unsigned long long)bp.hdr.syssize * 16, kernel_len);
 
 	uint64_t load = bp.hdr.pref_address ? bp.hdr.pref_address : DEFAULT_LOAD_ADDR;
 	if (load < 0x100000 || (load & 0xfff))

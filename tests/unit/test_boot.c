@@ -79,6 +79,7 @@ static void make_bzimage(struct boot_images *img, uint16_t version, uint16_t xlo
 	put32(k + 0x238, 255);		 /* cmdline_size */
 	put16(k + 0x236, xloadflags);	 /* xloadflags */
 	put64(k + 0x258, 0x1000000);	 /* pref_address */
+	put32(k + 0x1f4, 8192 / 16);	 /* syssize: the whole kernel below */
 	put32(k + 0x260, 0x400000);	 /* init_size: 4 MiB */
 	memset(k + 5 * 512, 0xcc, 8192); /* the protected-mode kernel */
 	img->kernel = k;
@@ -160,6 +161,13 @@ static void bzimage_refusals(void **state)
 	assert_non_null(strstr(f->err.msg, "at most 255"));
 	f->cfg.cmdline = "";
 	free(long_cmdline);
+
+	/* A truncated copy: the header promises more kernel than the file holds. */
+	size_t full = f->img.kernel_size;
+	f->img.kernel_size -= 16;
+	assert_int_equal(boot_setup(&f->gm, &f->cfg, &f->img, &f->st, &f->err), -ENOEXEC);
+	assert_non_null(strstr(f->err.msg, "truncated"));
+	f->img.kernel_size = full;
 
 	/* Kernel init_size beyond RAM. */
 	f->cfg.low_ram_end = 0x1000000 + 0x100000;
