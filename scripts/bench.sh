@@ -7,7 +7,7 @@
 # where this host has no usable /dev/kvm (tests/nested/), natively where it has:
 #  boot  the test guest (BUILD/guest: Debian kernel + busybox initramfs, 512 MiB, 1 vCPU) boots
 #        until its /init prints KESTREL-INIT-START: Kestrel, QEMU -M microvm and QEMU -M pc, all
-#        with KVM, interleaved, 3 runs each (KT_BENCH_RUNS); time and peak RSS
+#        with KVM, interleaved, 5 runs each (KT_BENCH_RUNS); time and peak RSS
 #        (tests/guest/bench/boot_bench.sh).
 #  blk   virtio-blk throughput on the same raw file: sequential 4 KiB and 1 MiB O_DIRECT writes
 #        and reads (busybox dd) and 4 KiB random-read IOPS at queue depth 1 and 8, Kestrel
@@ -26,7 +26,7 @@ OUT=$BUILD/bench
 mkdir -p "$OUT"
 export KESTREL_BUILD=$BUILD KESTREL=$BUILD/kestrel
 PARTS=${KT_BENCH_PARTS:-boot blk}
-export KT_BENCH_RUNS=${KT_BENCH_RUNS:-3}
+export KT_BENCH_RUNS=${KT_BENCH_RUNS:-5}
 export KT_BENCH_BLK_RUNS=${KT_BENCH_BLK_RUNS:-1} KT_BENCH_BLK_SECS=${KT_BENCH_BLK_SECS:-3}
 export KT_PASS_ENV="KT_BENCH_RUNS KT_BENCH_VMMS KT_BENCH_BLK_RUNS KT_BENCH_BLK_VMMS KT_BENCH_BLK_SECS KT_BENCH_BLK_MIB"
 blk_vmms=${KT_BENCH_BLK_VMMS:-kestrel kestrel-sync qemu}

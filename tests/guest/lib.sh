@@ -39,9 +39,9 @@ kt_token() {
 kt_vm() {
 	kt_vm_once "$@"
 	# Nested only: an L2 Linux with several vCPUs now and then triple-faults early in its boot
-	# (PCI enumeration) under L1's emulated SVM, and QEMU as the L2 VMM wedges L1 in the
-	# same spot; not seen where KVM runs natively. One more boot, said out loud; a second
-	# fault fails the case as before. (Open question in issue 4: environment or Kestrel.)
+	# (ACPI/PCI set-up) under L1's emulated SVM. It is L1's doing: QEMU as the L2 VMM faults
+	# the same way in the same L1 (README, "KVM without /dev/kvm"). One more boot, said out
+	# loud; a second fault fails the case as before.
 	if [ "${KT_IN_L1:-0}" = 1 ] && grep -q "triple-faulted" "$1.err" 2>/dev/null &&
 		grep -q "Linux version" "$1" && ! grep -q "KESTREL-INIT-START" "$1"; then
 		echo "# $(basename "$1"): the guest triple-faulted before /init in nested L1" \
