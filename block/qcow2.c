@@ -385,10 +385,42 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 	return blen && alen && a < b + blen && b < a + alen;
 }
 
-static const char *meta_conflict(struct qcow2 *s, uint64_t off, uint64_t len)
+/* First index in the sorted array A[0..n) whose value is >= V. */
+static uint32_t lower_bound(const uint64_t *a, uint32_t n, uint64_t v)
+{
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (a[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Whether a cluster-sized table at one of the sorted offsets A[0..n), other than SELF,
+ * overlaps [off, off+len). */
+static bool tables_hit(struct qcow2 *s, const uint64_t *a, uint32_t n, uint64_t off, uint64_t len,
+		       uint64_t self)
+{
+	uint64_t first = off >= s->cluster_size ? off - (s->cluster_size - 1) : 0;
+	for (uint32_t i = lower_bound(a, n, first); i < n && a[i] < off + len; i++)
+		if (a[i] != self && overlaps(off, len, a[i], s->cluster_size))
+			return true;
+	return false;
+}
+
+#define META_NEW 1u /* clusters being allocated: they may lie past the end of the file */
+
+/* What metadata [off, off+len) overlaps, or NULL. SELF_L2 is an L2 table that is allowed
+ * (the one being loaded). */
+static const char *meta_conflict(struct qcow2 *s, uint64_t off, uint64_t len, unsigned flags,
+				 uint64_t self_l2)
 {
 	uint64_t cs = s->cluster_size;
-	if (off > round_up(s->file_end, cs) || len > round_up(s->file_end, cs) - off)
+	if (!(flags & META_NEW) &&
+	    (off > round_up(s->file_end, cs) || len > round_up(s->file_end, cs) - off))
 		return "is outside the image file";
 	if (overlaps(off, len, 0, cs))
 		return "overlaps the image header";
@@ -398,34 +430,163 @@ static const char *meta_conflict(struct qcow2 *s, uint64_t off, uint64_t len)
 		return "overlaps the refcount table";
 	if (overlaps(off, len, s->h.snapshots_offset, s->snapshots_size))
 		return "overlaps the snapshot table";
-	/* Refcount blocks: binary search in the sorted list. */
-	uint32_t lo = 0, hi = s->nb_refblocks;
-	uint64_t first = off & ~(cs - 1);
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (s->refblock_sorted[mid] < first)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < s->nb_refblocks && s->refblock_sorted[lo] < off + len)
+	if (tables_hit(s, s->refblock_sorted, s->nb_refblocks, off, len, 0))
 		return "overlaps a refcount block";
+	if (tables_hit(s, s->l2_sorted, s->nb_l2, off, len, self_l2))
+		return "overlaps an active L2 table";
+	/* Snapshot L1 tables: the last one starting before the range's end reaches into it if
+	 * the furthest end among those starting before it does. */
+	uint32_t k = lower_bound(s->snap_l1_start, s->nb_snap_l1, off + len);
+	if (k && s->snap_l1_maxend[k - 1] > off)
+		return "overlaps a snapshot L1 table";
 	return NULL;
 }
 
-int qcow2_check_meta_offset(struct qcow2 *s, uint64_t off, uint64_t len, const char *what)
+static int meta_check(struct qcow2 *s, uint64_t off, uint64_t len, const char *what, unsigned flags,
+		      uint64_t self_l2)
 {
 	if (off & (s->cluster_size - 1)) {
 		blk_set_error("%s: %s at offset 0x%llx is not cluster aligned", s->file->path, what,
 			      (unsigned long long)off);
 		return -EIO;
 	}
-	const char *why = meta_conflict(s, off, len);
+	const char *why = meta_conflict(s, off, len, flags, self_l2);
 	if (why) {
 		blk_set_error("%s: %s at offset 0x%llx %s (file is %llu bytes)", s->file->path,
 			      what, (unsigned long long)off, why, (unsigned long long)s->file_end);
 		return -EIO;
 	}
+	return 0;
+}
+
+int qcow2_check_meta_offset(struct qcow2 *s, uint64_t off, uint64_t len, const char *what)
+{
+	return meta_check(s, off, len, what, 0, 0);
+}
+
+int qcow2_check_new_clusters(struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	int ret = meta_check(s, off, len, "newly allocated cluster", META_NEW, 0);
+	if (ret < 0)
+		qcow2_signal_corruption(s, blk_last_error());
+	return ret;
+}
+
+void qcow2_signal_corruption(struct qcow2 *s, const char *why)
+{
+	if (s->h.incompat & QCOW2_INCOMPAT_CORRUPT)
+		return; /* reported once */
+	s->h.incompat |= QCOW2_INCOMPAT_CORRUPT;
+	if (s->file->readonly || s->h.version < 3) {
+		log_error("%s; image is corrupt, further writes refused", why);
+		return;
+	}
+	log_error("%s; marking the image corrupt (repair it with 'kestrel img check -r all')", why);
+	uint8_t f[8];
+	be64_store(f, s->h.incompat);
+	if (qcow2_update_header_field(s, QCOW2_HDR_INCOMPAT, f, 8) < 0 || qcow2_sync(s) < 0)
+		log_error("%s: cannot write the corrupt flag", s->file->path);
+}
+
+static int refuse_if_corrupt(struct blk *b, struct qcow2 *s)
+{
+	if (!(s->h.incompat & QCOW2_INCOMPAT_CORRUPT))
+		return 0;
+	blk_set_error("%s: image is marked corrupt; writes are refused until it is repaired",
+		      b->path);
+	return -EIO;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int l2_index_reserve(struct qcow2 *s)
+{
+	if (s->nb_l2 < s->l2_cap)
+		return 0;
+	uint32_t cap = s->l2_cap ? s->l2_cap * 2 : 64;
+	uint64_t *n = realloc(s->l2_sorted, (size_t)cap * 8);
+	if (!n)
+		return -ENOMEM;
+	s->l2_sorted = n;
+	s->l2_cap = cap;
+	return 0;
+}
+
+/* Adds or removes one active L2 table offset (the array stays sorted). */
+static int l2_index_add(struct qcow2 *s, uint64_t off)
+{
+	if (l2_index_reserve(s) < 0)
+		return -ENOMEM;
+	uint32_t i = lower_bound(s->l2_sorted, s->nb_l2, off);
+	memmove(s->l2_sorted + i + 1, s->l2_sorted + i, (size_t)(s->nb_l2 - i) * 8);
+	s->l2_sorted[i] = off;
+	s->nb_l2++;
+	return 0;
+}
+
+static void l2_index_remove(struct qcow2 *s, uint64_t off)
+{
+	uint32_t i = lower_bound(s->l2_sorted, s->nb_l2, off);
+	if (i == s->nb_l2 || s->l2_sorted[i] != off)
+		return;
+	memmove(s->l2_sorted + i, s->l2_sorted + i + 1, (size_t)(s->nb_l2 - i - 1) * 8);
+	s->nb_l2--;
+}
+
+struct l1_range {
+	uint64_t start, end;
+};
+
+static int cmp_range(const void *a, const void *b)
+{
+	return cmp_u64(&((const struct l1_range *)a)->start, &((const struct l1_range *)b)->start);
+}
+
+int qcow2_rebuild_meta_index(struct qcow2 *s)
+{
+	s->nb_l2 = 0;
+	for (uint32_t i = 0; i < s->l1_size; i++) {
+		uint64_t l2 = s->l1[i] & QCOW2_OFFSET_MASK;
+		if (!l2)
+			continue;
+		if (l2_index_reserve(s) < 0)
+			return -ENOMEM;
+		s->l2_sorted[s->nb_l2++] = l2;
+	}
+	if (s->nb_l2)
+		qsort(s->l2_sorted, s->nb_l2, 8, cmp_u64);
+	free(s->snap_l1_start);
+	free(s->snap_l1_maxend);
+	s->snap_l1_start = s->snap_l1_maxend = NULL;
+	s->nb_snap_l1 = 0;
+	if (!s->nb_snaps)
+		return 0;
+	struct l1_range *r = calloc(s->nb_snaps, sizeof(*r));
+	s->snap_l1_start = calloc(s->nb_snaps, 8);
+	s->snap_l1_maxend = calloc(s->nb_snaps, 8);
+	if (!r || !s->snap_l1_start || !s->snap_l1_maxend) {
+		free(r);
+		return -ENOMEM;
+	}
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->nb_snaps; i++)
+		if (s->snaps[i].l1_size)
+			r[n++] = (struct l1_range){s->snaps[i].l1_offset,
+						   s->snaps[i].l1_offset +
+						       (uint64_t)s->snaps[i].l1_size * 8};
+	qsort(r, n, sizeof(*r), cmp_range);
+	uint64_t maxend = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		s->snap_l1_start[i] = r[i].start;
+		maxend = r[i].end > maxend ? r[i].end : maxend;
+		s->snap_l1_maxend[i] = maxend;
+	}
+	s->nb_snap_l1 = n;
+	free(r);
 	return 0;
 }
 
@@ -527,7 +688,7 @@ int qcow2_l2_load(struct qcow2 *s, uint64_t l2_off, int *slot)
 		*slot = i;
 		return 0;
 	}
-	int ret = qcow2_check_meta_offset(s, l2_off, s->cluster_size, "L2 table");
+	int ret = meta_check(s, l2_off, s->cluster_size, "L2 table", 0, l2_off);
 	if (ret < 0)
 		return ret;
 	i = l2_victim(s);
@@ -625,11 +786,15 @@ static int get_mapping(struct qcow2 *s, uint64_t voff, uint64_t max, struct mapp
 	uint64_t l2_off = s->l1[l1_idx] & QCOW2_OFFSET_MASK;
 	int slot;
 	int ret = qcow2_l2_load(s, l2_off, &slot);
+	if (ret == -EIO)
+		qcow2_signal_corruption(s, blk_last_error());
 	if (ret < 0)
 		return ret;
 	const uint64_t *t = s->l2_cache.e[slot].table;
 	uint64_t e = be64toh(t[l2_idx]);
 	ret = classify(s, e, l2_off, l2_idx, &m->type);
+	if (ret == -EIO)
+		qcow2_signal_corruption(s, blk_last_error());
 	if (ret < 0)
 		return ret;
 	m->entry = e;
@@ -943,6 +1108,11 @@ static int prepare_l2(struct qcow2 *s, uint64_t idx, int *slot)
 	ret = qcow2_write_l1_entry(s, (uint32_t)idx);
 	if (ret < 0)
 		goto out;
+	if (old)
+		l2_index_remove(s, old);
+	ret = l2_index_add(s, n);
+	if (ret < 0)
+		goto out;
 	if (old) {
 		ret = qcow2_sync(s);
 		if (ret == 0)
@@ -1130,7 +1300,8 @@ static int qcow2_pwrite(struct blk *b, uint64_t off, const void *vbuf, size_t le
 	struct write_ctx w = {0};
 	int ret = 0;
 	pthread_mutex_lock(&s->lock);
-	while (len) {
+	ret = refuse_if_corrupt(b, s);
+	while (len && ret == 0) {
 		struct mapping m;
 		ret = get_mapping(s, off, len, &m);
 		if (ret < 0)
@@ -1183,6 +1354,9 @@ static int qcow2_pwrite_compressed(struct blk *b, uint64_t off, const void *buf,
 	struct write_ctx w = {0};
 	int ret = 0;
 	pthread_mutex_lock(&s->lock);
+	ret = refuse_if_corrupt(b, s);
+	if (ret < 0)
+		goto out;
 	if (clen == 0) {
 		ret = write_locked(b, s, &w, off, buf, len);
 		goto out;
@@ -1309,6 +1483,9 @@ static int zero_range(struct blk *b, uint64_t off, uint64_t len, enum zero_mode 
 	struct write_ctx w = {0};
 	int ret = 0;
 	pthread_mutex_lock(&s->lock);
+	ret = refuse_if_corrupt(b, s);
+	if (ret < 0)
+		goto done;
 	uint64_t a = round_up(off, cs);
 	uint64_t e = (off + len) & ~(cs - 1);
 	if (off + len == b->size)
@@ -1324,6 +1501,7 @@ static int zero_range(struct blk *b, uint64_t off, uint64_t len, enum zero_mode 
 		if (ret == 0 && off + len > e && mode != ZERO_DEALLOC)
 			ret = write_locked(b, s, &w, e, NULL, off + len - e);
 	}
+done:;
 	int r2 = finish_frees(s, &w);
 	if (ret == 0)
 		ret = r2;
@@ -1368,6 +1546,9 @@ static int qcow2_resize(struct blk *b, uint64_t new_size)
 		blk_set_error("%s: size %llu is too large", b->path, (unsigned long long)new_size);
 		return -EINVAL;
 	}
+	ret = refuse_if_corrupt(b, s);
+	if (ret < 0)
+		return ret;
 	if (new_size & 511) { /* as qemu: the qcow2 size is kept in whole sectors */
 		blk_set_error("%s: the new size must be a multiple of 512 (%llu is not)", b->path,
 			      (unsigned long long)new_size);
@@ -1518,6 +1699,9 @@ static void qcow2_free(struct qcow2 *s)
 	free(s->l1);
 	free(s->reftable);
 	free(s->refblock_sorted);
+	free(s->l2_sorted);
+	free(s->snap_l1_start);
+	free(s->snap_l1_maxend);
 	free(s->backing_file);
 	free(s->backing_fmt);
 	free(s->cbuf);
@@ -1708,7 +1892,7 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 		ret = -ENOTSUP;
 		goto err;
 	}
-	if ((s->h.incompat & QCOW2_INCOMPAT_CORRUPT) && !o->readonly) {
+	if ((s->h.incompat & QCOW2_INCOMPAT_CORRUPT) && !o->readonly && !o->check) {
 		blk_set_error("%s: image is marked corrupt; open it read-only or repair it",
 			      b->path);
 		ret = -EIO;
@@ -1718,6 +1902,8 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 	if (ret < 0)
 		goto err;
 	ret = qcow2_read_snapshots(s);
+	if (ret == 0)
+		ret = qcow2_rebuild_meta_index(s);
 	if (ret < 0)
 		goto err;
 	size_t l2_bytes = o->l2_cache_bytes ? o->l2_cache_bytes : DEFAULT_L2_CACHE_BYTES;
@@ -1743,7 +1929,7 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 		if (ret < 0)
 			goto err;
 	}
-	if (!o->readonly) {
+	if (!o->readonly && !(s->h.incompat & QCOW2_INCOMPAT_CORRUPT)) {
 		if (s->h.incompat & QCOW2_INCOMPAT_DIRTY) {
 			/* Refcounts may be stale (lazy refcounts): rebuild them, then clear. */
 			struct blk_check_result r;

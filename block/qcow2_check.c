@@ -13,6 +13,7 @@
 
 #define LOG_SUBSYS "qcow2"
 #include "util/log.h"
+#include "util/endian.h"
 #include "block/qcow2.h"
 
 #define MAX_REPORTED 50
@@ -383,6 +384,17 @@ int qcow2_check(struct blk *b, unsigned fix, struct blk_check_result *r)
 	ret = check_pass(b, 0, r);
 	r->leaks_fixed = leaks_fixed;
 	r->corruptions_fixed = corr_fixed;
+	if (ret == 0 && (fix & BLK_CHECK_FIX_ERRORS) && !r->corruptions && !r->check_errors &&
+	    (s->h.incompat & QCOW2_INCOMPAT_CORRUPT)) {
+		/* Repaired: the image may be written again (as qemu-img check -r all), and its
+		 * refcounts are right, so a dirty flag goes too. */
+		uint8_t f[8];
+		s->h.incompat &= ~(QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DIRTY);
+		be64_store(f, s->h.incompat);
+		ret = qcow2_update_header_field(s, QCOW2_HDR_INCOMPAT, f, 8);
+		if (ret == 0)
+			ret = qcow2_sync(s);
+	}
 out:
 	s->check_quiet = was_quiet;
 	pthread_rwlock_unlock(&s->io_lock);

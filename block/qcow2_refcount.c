@@ -204,6 +204,9 @@ static int ensure_refblock(struct qcow2 *s, uint64_t t)
 				return ret;
 			continue;
 		}
+		ret = qcow2_check_new_clusters(s, r * cs, cs);
+		if (ret < 0)
+			return ret;
 		uint8_t *blk = calloc(1, cs);
 		if (!blk)
 			return -ENOMEM;
@@ -467,6 +470,10 @@ int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *off)
 		}
 		if (!still_free)
 			continue;
+		/* Refcounts that call metadata free must not make us write over it. */
+		ret = qcow2_check_new_clusters(s, c << s->cluster_bits, n << s->cluster_bits);
+		if (ret < 0)
+			return ret;
 		uint64_t end = (c + n) << s->cluster_bits;
 		if (end > s->file_end) {
 			/* Grow the file first (a crash then leaves only a longer file), and so

@@ -447,6 +447,7 @@ int qcow2_snapshot_create(struct blk *b, const char *name)
 	free(s->snaps);
 	s->snaps = n;
 	s->nb_snaps++;
+	ret = qcow2_rebuild_meta_index(s);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -499,7 +500,9 @@ int qcow2_snapshot_apply(struct blk *b, const char *name)
 	uint32_t new_size = sn->l1_size > old_size ? sn->l1_size : old_size;
 	s->l1 = nl1;
 	s->l1_size = new_size;
-	ret = write_active_l1(s);
+	ret = qcow2_rebuild_meta_index(s);
+	if (ret == 0)
+		ret = write_active_l1(s);
 	if (ret == 0 && new_size != s->h.l1_size) {
 		uint8_t f[4];
 		be32_store(f, new_size);
@@ -569,7 +572,9 @@ int qcow2_snapshot_delete(struct blk *b, const char *name)
 	free(s->snaps);
 	s->snaps = n;
 	s->nb_snaps = k;
-	ret = tree_refcount(s, snl1, gone.l1_size, -1, false);
+	ret = qcow2_rebuild_meta_index(s);
+	if (ret == 0)
+		ret = tree_refcount(s, snl1, gone.l1_size, -1, false);
 	if (ret == 0 && gone.l1_size)
 		ret = qcow2_update_refcount(s, gone.l1_offset,
 					    ((uint64_t)gone.l1_size * 8 + cs - 1) / cs * cs, -1);

@@ -424,7 +424,7 @@ static int img_info(int argc, char **argv)
 
 static int img_check(int argc, char **argv)
 {
-	struct blk_open_opts oo = {.readonly = true, .no_backing = true};
+	struct blk_open_opts oo = {.readonly = true, .no_backing = true, .check = true};
 	unsigned fix = 0;
 	bool json = false;
 	static const struct option lo[] = {{"output", required_argument, NULL, 'O'},

@@ -29,6 +29,9 @@ struct blk_open_opts {
 	size_t l2_cache_bytes;		/* qcow2 L2 cache size; 0 = default (1 MiB) */
 	bool no_backing;		/* do not open backing files (info, rebase -u) */
 	enum blk_format backing_format; /* for a backing file without a format hint */
+	/* Opened for `img check`: an image marked corrupt opens writable for repair (the flag
+	 * is cleared once a repair leaves no corruption). */
+	bool check;
 };
 
 struct blk;

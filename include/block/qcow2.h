@@ -131,6 +131,13 @@ struct qcow2 {
 	uint32_t reftable_size;	   /* entries */
 	uint64_t *refblock_sorted; /* sorted refblock offsets for the overlap check */
 	uint32_t nb_refblocks;
+	/* Also for the overlap check: the active L2 tables (sorted offsets; qcow2_l2_index_*
+	 * keep it as L1 entries change) and the snapshots' L1 tables (sorted by offset, with
+	 * the running maximum of their ends, so one binary search finds any overlap). */
+	uint64_t *l2_sorted;
+	uint32_t nb_l2, l2_cap;
+	uint64_t *snap_l1_start, *snap_l1_maxend;
+	uint32_t nb_snap_l1;
 	struct qcow2_snapshot *snaps;
 	uint32_t nb_snaps;
 	uint64_t snapshots_size; /* bytes of the snapshot table */
@@ -156,6 +163,16 @@ int qcow2_file_read(struct qcow2 *s, uint64_t off, void *buf, size_t len);
 int qcow2_file_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len);
 int qcow2_sync(struct qcow2 *s);
 int qcow2_check_meta_offset(struct qcow2 *s, uint64_t off, uint64_t len, const char *what);
+/* Checks that newly allocated clusters [off, off+len) hold no metadata (refcounts that say
+ * a metadata cluster is free); signals corruption and returns -EIO if they do. */
+int qcow2_check_new_clusters(struct qcow2 *s, uint64_t off, uint64_t len);
+/* Marks the image corrupt (incompatible bit 1) after metadata pointing into metadata was
+ * found on a writable image, as qemu does: later writes are refused, and the image only
+ * opens read-only until `img check -r all` repairs it. WHY names the problem (logged). */
+void qcow2_signal_corruption(struct qcow2 *s, const char *why);
+/* Rebuilds the active-L2 and snapshot-L1 parts of the overlap index from s->l1 and
+ * s->snaps (after the snapshot list or the whole active L1 changed). */
+int qcow2_rebuild_meta_index(struct qcow2 *s);
 int qcow2_l2_load(struct qcow2 *s, uint64_t l2_off, int *slot);
 int qcow2_cache_flush(struct qcow2 *s);
 void qcow2_cache_drop(struct qcow2_cache *c, uint64_t offset);

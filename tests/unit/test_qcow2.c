@@ -428,6 +428,54 @@ static void bad_l2(void **state)
 	expect_read_error(p, "overlaps a refcount block");
 }
 
+/* Metadata pointing into metadata that only a write would clobber (issue 6 audit): the write
+ * is refused with -EIO, the table stays intact and the image is marked corrupt. */
+static void expect_refused_write(const char *p, uint64_t woff, const char *msg, uint64_t keep_off)
+{
+	uint64_t before = read64(p, keep_off);
+	struct blk *b = NULL;
+	assert_int_equal(blk_open(&b, p, NULL), 0);
+	uint8_t buf[512];
+	memset(buf, 0xaa, sizeof(buf));
+	assert_int_equal(blk_pwrite(b, woff, buf, sizeof(buf)), -EIO);
+	if (!strstr(blk_last_error(), msg))
+		fail_msg("error '%s' does not mention '%s'", blk_last_error(), msg);
+	/* once corrupt, every later write is refused */
+	assert_int_equal(blk_pwrite(b, 512 << 10, buf, sizeof(buf)), -EIO);
+	blk_close(b);
+	assert_true(read64(p, keep_off) == before);
+	assert_true(read64(p, 72) & 2); /* incompatible bit 1: corrupt */
+	expect_open_error(p, "marked corrupt");
+	struct blk_open_opts ro = {.readonly = true};
+	assert_int_equal(blk_open(&b, p, &ro), 0);
+	blk_close(b);
+}
+
+static void bad_meta_overlap(void **state)
+{
+	/* an L2 entry pointing at its own L2 table (COPIED, so written in place) */
+	const char *p = good_image();
+	uint64_t l2 = l2_of(p);
+	patch64(p, l2, l2 | (1ull << 63));
+	expect_refused_write(p, 0, "overlaps an active L2 table", l2);
+	/* an L2 entry pointing at a snapshot's L1 table */
+	p = good_image();
+	struct blk *b;
+	assert_int_equal(blk_open(&b, p, NULL), 0);
+	assert_int_equal(blk_snapshot_create(b, "s1"), 0);
+	blk_close(b);
+	uint64_t snl1 = read64(p, read64(p, 64));
+	patch64(p, l2_of(p), snl1 | (1ull << 63));
+	expect_refused_write(p, 0, "overlaps a snapshot L1 table", snl1);
+	/* refcounts that call the L2 table free: the allocator must not hand it out */
+	p = good_image();
+	l2 = l2_of(p);
+	uint64_t rb = read64(p, read64(p, 48));
+	uint16_t zero = 0;
+	patch(p, rb + 2 * (l2 >> 16), &zero, 2);
+	expect_refused_write(p, 64 << 10, "overlaps an active L2 table", l2);
+}
+
 static void bad_refcount_table(void **state)
 {
 	const char *p = good_image();
@@ -606,6 +654,7 @@ int main(void)
 	    cmocka_unit_test(bad_sizes),
 	    cmocka_unit_test(bad_l1),
 	    cmocka_unit_test(bad_l2),
+	    cmocka_unit_test(bad_meta_overlap),
 	    cmocka_unit_test(bad_refcount_table),
 	    cmocka_unit_test(bad_features),
 	    cmocka_unit_test(bad_snapshot_table),
