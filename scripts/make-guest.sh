@@ -8,7 +8,7 @@
 #   OUTDIR/initramfs.cpio.gz   busybox-static, /init, the modules below, tests/guest/guest-scripts/
 #   OUTDIR/modules/            the decompressed .ko files packed into the initramfs, and
 #                              modules/order (insmod order, dependencies first)
-#   OUTDIR/modules-kvm/        irqbypass, kvm, ccp, kvm-amd, kvm-intel: the nested-KVM L1 guest
+#   OUTDIR/modules-kvm/        irqbypass, kvm, ccp, kvm-amd, kvm-intel, tun: the nested-KVM L1 guest
 #                              (tests/nested/) loads them to get /dev/kvm
 #   OUTDIR/VERSION             kernel and busybox package versions
 #
@@ -32,7 +32,8 @@ SCRIPTS=$ROOT/tests/guest/guest-scripts
 MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio
 virtio_blk failover net_failover virtio_net virtio_console virtio-rng virtio_balloon
 crc16 crc32c_generic libcrc32c mbcache jbd2 ext4 qemu_fw_cfg evdev button"
-KVM_MODULES="irqbypass kvm ccp kvm-amd kvm-intel"
+# The nested-KVM L1 guest's modules: KVM, and tun for the tap-backend test.
+KVM_MODULES="irqbypass kvm ccp kvm-amd kvm-intel tun"
 
 log() { echo "make-guest: $*"; }
 die() {
@@ -92,7 +93,7 @@ uptodate() {
 	local f
 	[ -f "$OUT/initramfs.cpio.gz" ] && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/VERSION" ] ||
 		return 1
-	[ -f "$OUT/modules-kvm/kvm.ko" ] || return 1
+	[ -f "$OUT/modules-kvm/kvm.ko" ] && [ -f "$OUT/modules-kvm/tun.ko" ] || return 1
 	[ "$(cat "$OUT/VERSION")" = "$version" ] || return 1
 	for f in "$kdeb" "$bdeb" "$0" "$SCRIPTS" "$SCRIPTS"/*; do
 		[ "$f" -nt "$OUT/initramfs.cpio.gz" ] && return 1

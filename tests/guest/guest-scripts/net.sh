@@ -1,20 +1,23 @@
 #!/bin/sh
-# Guest side of tests/net/cases/net.sh (--net user,hostfwd=tcp::FWD-:80). One "KT key=value"
+# Guest side of tests/net/cases/net.sh (--net user,hostfwd=tcp::FWD-:80) and net_tap.sh (a tap,
+# static addresses from kt.ip= and kt.hip=). One "KT key=value"
 # line per fact. The host side serves files on 10.0.2.2:PORT (kt.hport=PORT on the command line)
 # and fetches http://<hostfwd>/f from the httpd started here; /fetched appears on its server
 # when it has, which is what this script waits for before powering off.
 t() { echo "KT t_$1=$(cut -d' ' -f1 /proc/uptime)"; }
-hport= quick=
+hport= quick= static_ip= host=10.0.2.2
 for w in $(cat /proc/cmdline); do
 	case "$w" in
 	kt.hport=*) hport=${w#kt.hport=} ;;
-	kt.quick) quick=1 ;; # DHCP and one fetch only (the INTx run)
+	kt.quick) quick=1 ;;		    # DHCP and one fetch only (the INTx run)
+	kt.ip=*) static_ip=${w#kt.ip=} ;; # no DHCP: this address (the tap run)
+	kt.hip=*) host=${w#kt.hip=} ;;	    # the host's address, instead of slirp's 10.0.2.2
 	esac
 done
-# http_get PATH OUT: GET http://10.0.2.2:$hport/PATH into OUT (headers included); busybox wget
+# http_get PATH OUT: GET http://$host:$hport/PATH into OUT (headers included); busybox wget
 # segfaults in this guest, nc works.
 http_get() {
-	printf 'GET /%s HTTP/1.0\r\n\r\n' "$1" | nc -w 30 10.0.2.2 "$hport" >"$2" 2>/dev/null
+	printf 'GET /%s HTTP/1.0\r\n\r\n' "$1" | nc -w 30 "$host" "$hport" >"$2" 2>/dev/null
 }
 
 t start
@@ -38,8 +41,14 @@ esac
 EOF
 chmod 755 /tmp/udhcpc.sh
 t dhcp
-udhcpc -i eth0 -s /tmp/udhcpc.sh -q -n -t 10 -T 3 >/tmp/udhcpc.log 2>&1 || cat /tmp/udhcpc.log
-cat /tmp/dhcp.kt 2>/dev/null
+if [ -n "$static_ip" ]; then
+	ip addr add "$static_ip" dev eth0
+	echo "KT ping=$(ping -c 3 -W 5 "$host" >/dev/null 2>&1 && echo ok || echo failed)"
+else
+	udhcpc -i eth0 -s /tmp/udhcpc.sh -q -n -t 10 -T 3 >/tmp/udhcpc.log 2>&1 ||
+		cat /tmp/udhcpc.log
+	cat /tmp/dhcp.kt 2>/dev/null
+fi
 echo "KT ip=$(ip -4 addr show dev eth0 | sed -n 's/.*inet \([0-9.]*\).*/\1/p' | head -n 1)"
 t dhcp_done
 
@@ -50,7 +59,7 @@ echo "KT served_md5=$(md5sum </tmp/www/f | cut -d' ' -f1)"
 dd if=/dev/zero of=/tmp/www/big bs=65536 count=256 2>/dev/null # 16 MiB, timing only
 httpd -p 80 -h /tmp/www && echo "KT httpd=up"
 
-# The file the host serves, fetched from 10.0.2.2 (slirp maps it to the host's loopback).
+# The file the host serves, fetched from $host (slirp maps 10.0.2.2 to the host's loopback).
 t get
 s0=$(cut -d' ' -f1 /proc/uptime)
 http_get g.bin /tmp/g.resp
