@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh BUILD        (make bench: after make and scripts/make-guest.sh BUILD/guest)
 #
-# Two parts (KT_BENCH_PARTS="boot blk" by default; either alone is fine), in one nested L1 boot
+# Three parts (KT_BENCH_PARTS="boot blk net" by default; any subset is fine), in one nested L1 boot
 # where this host has no usable /dev/kvm (tests/nested/), natively where it has:
 #  boot  the test guest (BUILD/guest: Debian kernel + busybox initramfs, 512 MiB, 1 vCPU) boots
 #        until its /init prints KESTREL-INIT-START: Kestrel, QEMU -M microvm and QEMU -M pc, all
@@ -12,9 +12,13 @@
 #  blk   virtio-blk throughput on the same raw file: sequential 4 KiB and 1 MiB O_DIRECT writes
 #        and reads (busybox dd) and 4 KiB random-read IOPS at queue depth 1 and 8, Kestrel
 #        against QEMU -M pc (tests/guest/bench/blk_bench.sh; KT_BENCH_BLK_* there).
+#  net   TCP throughput over user networking (libslirp) with a virtio-net NIC: the guest fetches
+#        N MiB from an httpd on the host (10.0.2.2), the host fetches N MiB from the guest's
+#        httpd through a hostfwd port, both md5-checked; Kestrel against QEMU -M pc
+#        (tests/guest/bench/net_bench.sh; KT_BENCH_NET_RUNS, _VMMS, _MIB there).
 # In L1 the CPU is emulated by TCG, which makes every figure far slower than on real hardware
 # (every VM exit is expensive): compare the columns with each other, not with other machines.
-# Prints Markdown tables and writes them to BUILD/bench/boot.md and BUILD/bench/blk.md.
+# Prints Markdown tables and writes them to BUILD/bench/boot.md, blk.md and net.md.
 set -u
 # The body is one { } block, parsed whole before it runs: editing this file while a run is
 # under way (a shared tree) cannot change what that run executes.
@@ -25,12 +29,15 @@ BUILD=$(cd "$BUILD" && pwd)
 OUT=$BUILD/bench
 mkdir -p "$OUT"
 export KESTREL_BUILD=$BUILD KESTREL=$BUILD/kestrel
-PARTS=${KT_BENCH_PARTS:-boot blk}
+PARTS=${KT_BENCH_PARTS:-boot blk net}
 export KT_BENCH_RUNS=${KT_BENCH_RUNS:-5}
 export KT_BENCH_BLK_RUNS=${KT_BENCH_BLK_RUNS:-1} KT_BENCH_BLK_SECS=${KT_BENCH_BLK_SECS:-3}
-export KT_PASS_ENV="KT_BENCH_RUNS KT_BENCH_VMMS KT_BENCH_BLK_RUNS KT_BENCH_BLK_VMMS KT_BENCH_BLK_SECS KT_BENCH_BLK_MIB"
+export KT_BENCH_NET_RUNS=${KT_BENCH_NET_RUNS:-3} KT_BENCH_NET_MIB=${KT_BENCH_NET_MIB:-16}
+export KT_PASS_ENV="KT_BENCH_RUNS KT_BENCH_VMMS KT_BENCH_BLK_RUNS KT_BENCH_BLK_VMMS KT_BENCH_BLK_SECS KT_BENCH_BLK_MIB KT_BENCH_NET_RUNS KT_BENCH_NET_VMMS KT_BENCH_NET_MIB"
 blk_vmms=${KT_BENCH_BLK_VMMS:-kestrel kestrel-sync qemu}
 nblk=$(echo "$blk_vmms" | wc -w)
+net_vmms=${KT_BENCH_NET_VMMS:-kestrel qemu}
+nnet=$(echo "$net_vmms" | wc -w)
 
 cases=() limit=300
 for p in $PARTS; do
@@ -43,18 +50,28 @@ for p in $PARTS; do
 		cases+=("$ROOT/tests/guest/bench/blk_bench.sh")
 		limit=$((limit + KT_BENCH_BLK_RUNS * nblk * (${KT_TIMEOUT:-180} + 20 * KT_BENCH_BLK_SECS + 120)))
 		;;
-	*) echo "bench: unknown part '$p' in KT_BENCH_PARTS (boot, blk)" >&2; exit 2 ;;
+	net)
+		cases+=("$ROOT/tests/guest/bench/net_bench.sh")
+		# per boot: net_bench.sh's own VM limit (KT_TIMEOUT + 120 + 4 s per MiB)
+		limit=$((limit + KT_BENCH_NET_RUNS * nnet * (${KT_TIMEOUT:-180} + 120 + 4 * KT_BENCH_NET_MIB)))
+		;;
+	*) echo "bench: unknown part '$p' in KT_BENCH_PARTS (boot, blk, net)" >&2; exit 2 ;;
 	esac
 done
 # one L1 boot holds every run: allow each of them its full per-boot time limit
 export KT_L1_LIMIT=${KT_L1_LIMIT:-$limit}
 
 raw=$OUT/bench-raw.txt
-echo "bench: $PARTS; this takes a few minutes (boot: $KT_BENCH_RUNS interleaved boots per VMM)" >&2
+what=""
+case " $PARTS " in *" boot "*) what="$what boot: $KT_BENCH_RUNS interleaved boots per VMM;" ;; esac
+case " $PARTS " in *" net "*) what="$what net: $KT_BENCH_NET_RUNS round(s) of $KT_BENCH_NET_MIB MiB each way per VMM;" ;; esac
+what=${what# }
+what=${what%;}
+echo "bench: $PARTS; this takes a few minutes${what:+ ($what)}" >&2
 "$ROOT/tests/nested/run-cases.sh" -n bench "${cases[@]}" | tee "$raw" |
-	grep -E '^(BENCH|BLKBENCH|BLKCACHE|#|not ok)' >&2
+	grep -E '^(BENCH|BLKBENCH|BLKCACHE|NETBENCH|#|not ok)' >&2
 # the boot part's figures also went to boot-raw.txt before both parts shared a run
-grep -v '^BLK' "$raw" >"$OUT/boot-raw.txt"
+grep -Ev '^(BLK|NET)' "$raw" >"$OUT/boot-raw.txt"
 
 where=natively
 grep -q 'nested L1' "$raw" && where="in a nested L1 guest (QEMU TCG, EPYC+SVM; L2 under nested KVM)"
@@ -155,6 +172,57 @@ case " $PARTS " in
 		fi
 	} >"$OUT/blk.md"
 	tables+=("$OUT/blk.md")
+	;;
+esac
+
+case " $PARTS " in
+*" net "*)
+	{
+		echo "## TCP over user networking (libslirp): Kestrel vs QEMU"
+		echo
+		echo "Guest: $guest; 512 MiB, 1 vCPU, KVM, virtio-net; measured $where."
+		legend=""
+		for vmm in $net_vmms; do
+			case $vmm in
+			kestrel) legend="$legend kestrel: --net user,hostfwd=tcp::P-:80;" ;;
+			qemu) legend="$legend qemu: -M pc -netdev user,hostfwd=tcp::P-:80 -device virtio-net-pci;" ;;
+			esac
+		done
+		echo "Backends:${legend%;}."
+		echo "host-to-guest: the guest fetches $KT_BENCH_NET_MIB MiB of random data over HTTP from a busybox httpd on the host (10.0.2.2) with busybox nc, timed in the guest;"
+		echo "guest-to-host: the host fetches $KT_BENCH_NET_MIB MiB from the guest's busybox httpd through the hostfwd port, timed on the host; each body md5-checked (tests/guest/bench/net_bench.sh)."
+		echo "Median of $KT_BENCH_NET_RUNS interleaved round(s); MB = 10^6 bytes; higher is better; kestrel/X above 1 means Kestrel is faster."
+		echo
+		hdr="| figure |" sep="|---|"
+		for vmm in $net_vmms; do
+			hdr="$hdr $vmm |"
+			sep="$sep---|"
+		done
+		for vmm in $net_vmms; do
+			[ "$vmm" = kestrel ] || { hdr="$hdr kestrel/$vmm |"; sep="$sep---|"; }
+		done
+		echo "$hdr"
+		echo "$sep"
+		bad=""
+		for fig in host-to-guest guest-to-host; do
+			row="| $fig (MB/s) |"
+			read -r kv _ _ _ < <(stats NETBENCH kestrel 5 "$fig")
+			ratios=""
+			for vmm in $net_vmms; do
+				read -r v _ _ n < <(stats NETBENCH "$vmm" 5 "$fig")
+				[ "$v" != NA ] && v=$(awk -v x="$v" 'BEGIN { printf "%.2f", x }')
+				row="$row $v |"
+				[ "$vmm" = kestrel ] || ratios="$ratios $(ratio "$kv" "$v") |"
+				[ "$n" -lt "$KT_BENCH_NET_RUNS" ] && bad="$bad $vmm $fig: $n of $KT_BENCH_NET_RUNS transfers whole;"
+			done
+			echo "$row$ratios"
+		done
+		if [ -n "$bad" ]; then
+			echo
+			echo "Broken or missing transfers (not counted):${bad%;} (see $raw and $BUILD/nested/bench/out/net_bench/)."
+		fi
+	} >"$OUT/net.md"
+	tables+=("$OUT/net.md")
 	;;
 esac
 for t in "${tables[@]}"; do
