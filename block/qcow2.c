@@ -1681,6 +1681,7 @@ static int qcow2_get_info(struct blk *b, struct blk_info *info)
 	info->backing_file = s->backing_file;
 	info->backing_format = s->backing_fmt;
 	info->nb_snapshots = (int)s->nb_snaps;
+	info->l2_cache_bytes = (uint64_t)s->l2_cache.n * s->cluster_size;
 	return 0;
 }
 
@@ -1912,6 +1913,8 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 		n = 4;
 	if (n > 65536)
 		n = 65536;
+	if ((uint32_t)n > s->l1_size && s->l1_size >= 4)
+		n = (int)s->l1_size; /* more than every L2 table of the image is of no use */
 	ret = cache_init(&s->l2_cache, n, s->cluster_size);
 	if (ret == 0)
 		ret = cache_init(&s->rb_cache, RB_CACHE_ENTRIES, s->cluster_size);

@@ -49,7 +49,7 @@ static void run_usage(FILE *out)
 	    "  --name NAME            a name for the VM (shown by the monitor)\n"
 	    "  --uuid UUID            the VM's UUID (SMBIOS system UUID, query-uuid)\n"
 	    "  --disk PATH[,format=raw|qcow2][,readonly=on][,cache=none|writeback][,discard=on]\n"
-	    "        [,aio=io_uring|sync]\n"
+	    "        [,aio=io_uring|sync][,l2-cache-size=SIZE]\n"
 	    "                         a virtio-blk disk (repeat for more, up to 8); raw images\n"
 	    "                         use io_uring where the kernel allows (aio=sync: never)\n"
 	    "  --rng                  a virtio-rng device (the guest's /dev/hwrng)\n"
@@ -223,6 +223,13 @@ static int parse_disk(char *arg, struct vm_config *cfg)
 				d->cache = BLK_CACHE_WRITEBACK;
 			else
 				return bad_option("--disk: cache=%s is not none or writeback", val);
+		} else if (!strcmp(tok, "l2-cache-size")) {
+			/* QEMU's option: bytes (K, M, G suffixes) of qcow2 L2 tables to cache */
+			uint64_t n;
+			if (size_parse(val, 1, &n) < 0 || n == 0 || n > (4ull << 30))
+				return bad_option(
+				    "--disk: l2-cache-size=%s is not a size from 1 to 4G", val);
+			d->l2_cache_bytes = (size_t)n;
 		} else if (!strcmp(tok, "aio")) {
 			if (!strcmp(val, "io_uring") || !strcmp(val, "sync"))
 				d->sync_io = !strcmp(val, "sync");
@@ -230,7 +237,7 @@ static int parse_disk(char *arg, struct vm_config *cfg)
 				return bad_option("--disk: aio=%s is not io_uring or sync", val);
 		} else {
 			return bad_option("--disk: unknown option '%s' (format, readonly, cache, "
-					  "discard, aio)",
+					  "discard, aio, l2-cache-size)",
 					  tok);
 		}
 	}

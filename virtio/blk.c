@@ -398,7 +398,10 @@ int virtio_blk_init(struct virtio_blk *vb, const struct virtio_blk_opts *o, unsi
 	vb->kick_fd = -1;
 	snprintf(vb->name, sizeof(vb->name), "virtio-blk%u", index);
 	snprintf(vb->id, sizeof(vb->id), "kestrel-disk%u", index);
-	struct blk_open_opts bo = {.format = o->format, .readonly = o->readonly, .cache = o->cache};
+	struct blk_open_opts bo = {.format = o->format,
+				   .readonly = o->readonly,
+				   .cache = o->cache,
+				   .l2_cache_bytes = o->l2_cache_bytes};
 	int ret = blk_open(&vb->blk, o->path, &bo);
 	if (ret)
 		return error_set(err, ret, "--disk %s: %s", o->path, blk_last_error());

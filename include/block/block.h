@@ -91,6 +91,7 @@ struct blk_info {
 	const char *backing_file;   /* as stored in the image, NULL if none */
 	const char *backing_format; /* NULL if not stored */
 	int nb_snapshots;
+	uint64_t l2_cache_bytes; /* qcow2: the L2 table cache in use (whole tables) */
 };
 int blk_get_info(struct blk *b, struct blk_info *info);
 uint64_t blk_size(struct blk *b);

@@ -55,8 +55,9 @@ struct virtio_blk_opts {
 	bool readonly;
 	enum blk_cache cache;
 	bool discard;
-	unsigned num_queues; /* 0 or 1: one queue */
-	bool sync_io;	     /* aio=sync: no io_uring */
+	unsigned num_queues;   /* 0 or 1: one queue */
+	bool sync_io;	       /* aio=sync: no io_uring */
+	size_t l2_cache_bytes; /* l2-cache-size: qcow2 L2 table cache; 0 = default */
 };
 
 struct virtio_blk_req;

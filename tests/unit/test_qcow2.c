@@ -18,6 +18,9 @@
 #include "test_tmpdir.h"
 
 #include "block/block.h"
+#include "core/guest_mem.h"
+#include "util/error.h"
+#include "virtio/blk.h"
 
 static int setup(void **state)
 {
@@ -635,6 +638,32 @@ static void discard_frees_space(void **state)
 	free(buf);
 }
 
+/* --disk ...,l2-cache-size=SIZE reaches the driver through virtio-blk. */
+static void l2_cache_size_option(void **state)
+{
+	const char *p = tmp("cache.qcow2");
+	make_qcow2(p, 64ull << 30, 65536, 16); /* 128 L2 tables */
+	struct guest_mem gm = {0};
+	struct virtio_blk vb;
+	struct error err = {0};
+	struct blk_info i;
+	struct virtio_blk_opts o = {.path = p, .format = BLK_FMT_QCOW2, .l2_cache_bytes = 4 << 20};
+	assert_int_equal(virtio_blk_init(&vb, &o, 0, &gm, &err), 0);
+	assert_int_equal(blk_get_info(vb.blk, &i), 0);
+	assert_int_equal(i.l2_cache_bytes, 4 << 20);
+	virtio_blk_destroy(&vb);
+	o.l2_cache_bytes = 0; /* default: 1 MiB */
+	assert_int_equal(virtio_blk_init(&vb, &o, 0, &gm, &err), 0);
+	assert_int_equal(blk_get_info(vb.blk, &i), 0);
+	assert_int_equal(i.l2_cache_bytes, 1 << 20);
+	virtio_blk_destroy(&vb);
+	o.l2_cache_bytes = 1ull << 30; /* more than the image has tables: capped at 128 */
+	assert_int_equal(virtio_blk_init(&vb, &o, 0, &gm, &err), 0);
+	assert_int_equal(blk_get_info(vb.blk, &i), 0);
+	assert_int_equal(i.l2_cache_bytes, 128 * 65536);
+	virtio_blk_destroy(&vb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -655,6 +684,7 @@ int main(void)
 	    cmocka_unit_test(bad_l1),
 	    cmocka_unit_test(bad_l2),
 	    cmocka_unit_test(bad_meta_overlap),
+	    cmocka_unit_test(l2_cache_size_option),
 	    cmocka_unit_test(bad_refcount_table),
 	    cmocka_unit_test(bad_features),
 	    cmocka_unit_test(bad_snapshot_table),
