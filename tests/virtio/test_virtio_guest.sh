@@ -62,5 +62,40 @@ else
 		emit not-ok "host: the returned image does not decode"
 	fi
 fi
+
+# The qcow2 overlay the guest wrote (and its base), checked with qemu-img: no errors, and equal to
+# what the guest did (the base's markers, 1 MiB of pattern at 1 MiB, zeros at 4-5 MiB).
+qb64=$dir/qcow2.tar.gz.b64
+if printf '%s\n' "$out" | grep -q '# SKIP'; then
+	n=$((n + 1))
+	echo "ok $n - qemu-img check of the guest's qcow2 overlay # SKIP the guest cases did not run here"
+elif ! command -v qemu-img >/dev/null; then
+	n=$((n + 1))
+	echo "ok $n - qemu-img check of the guest's qcow2 overlay # SKIP qemu-img (qemu-utils) not installed"
+elif [ ! -s "$qb64" ]; then
+	emit not-ok "host check: no qcow2 overlay came back from the guest ($qb64)"
+else
+	q=$(mktemp -d)
+	if base64 -d "$qb64" | gunzip | tar xf - -C "$q" 2>/dev/null; then
+		if qemu-img check "$q/overlay.qcow2" >"$q/check.log" 2>&1; then
+			emit ok "host: qemu-img check finds the guest-written qcow2 overlay clean"
+		else
+			emit not-ok "host: qemu-img check reports problems in the overlay"
+			sed 's/^/# /' "$q/check.log" | tail -n 10
+		fi
+		{ printf 'KESTREL-BASE'; head -c 1048564 /dev/zero
+		  yes KESTREL-PATTERN | head -c 1048576; head -c 1048576 /dev/zero
+		  head -c 1048576 /dev/zero; head -c 1048576 /dev/zero; } >"$q/expect.raw"
+		truncate -s 8M "$q/expect.raw"
+		if qemu-img compare -f qcow2 -F raw "$q/overlay.qcow2" "$q/expect.raw" >"$q/cmp.log" 2>&1; then
+			emit ok "host: qemu-img compare: the overlay reads as base + the guest's write and discard"
+		else
+			emit not-ok "host: qemu-img compare: $(head -n 1 "$q/cmp.log")"
+		fi
+	else
+		emit not-ok "host: the returned qcow2 files do not decode"
+	fi
+	rm -rf "$q"
+fi
 echo "1..$n"
 exit $failed

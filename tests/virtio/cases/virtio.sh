@@ -4,7 +4,8 @@
 #  1. 4 vCPUs, 4 disks and a NIC on MSI-X: an ext4 disk (the guest writes files; the host checks
 #     them with debugfs in tests/virtio/test_virtio_guest.sh from the image this case sends
 #     back), a raw scratch disk (write + read back), a read-only qcow2 disk (reads, refuses
-#     writes), a second raw disk, virtio-net (eth0; tests/net/ tests the traffic),
+#     writes), a qcow2 overlay on a qcow2 base (discard=on: read through, write, discard;
+#     checked here and by qemu-img on the host), virtio-net (eth0; tests/net/ tests the traffic),
 #     virtio-console (/dev/hvc0 reaches stdout).
 #  2. 1 vCPU, pci=nomsi: a disk, virtio-rng (/dev/hwrng) and hvc0 as a kernel console, over INTx.
 #  3. 1 vCPU, MSI-X: the same as 2 with message-signalled interrupts.
@@ -21,7 +22,14 @@ setup)
 	mkdir -p "$ART"
 	mkfs.ext4 -q -F -L ktest "$ART/ext4.img" 16M
 	truncate -s 8M "$ART/scratch.raw"
-	truncate -s 8M "$ART/scratch2.raw"
+	# vdd: a writable qcow2 overlay (discard=on) on a qcow2 base with two markers; the guest
+	# reads the base through it, writes 1 MiB, discards 1 MiB; both files come back for
+	# qemu-img check/compare on the host (tests/virtio/test_virtio_guest.sh).
+	{ printf 'KESTREL-BASE'; head -c 4194292 /dev/zero; printf 'KESTREL-BASE-4M'; } >"$ART/base.raw"
+	truncate -s 8M "$ART/base.raw"
+	"$KESTREL" img convert -O qcow2 "$ART/base.raw" "$ART/base.qcow2"
+	rm -f "$ART/base.raw"
+	(cd "$ART" && "$KESTREL" img create -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2 >/dev/null)
 	{ printf 'KESTREL-RO-DISK'; head -c 1048561 /dev/zero; } >"$ART/ro.raw"
 	"$KESTREL" img convert -O qcow2 "$ART/ro.raw" "$ART/ro.qcow2" 2>/dev/null ||
 		qemu-img convert -O qcow2 "$ART/ro.raw" "$ART/ro.qcow2"
@@ -45,7 +53,7 @@ KT_TIMEOUT=$((KT_TIMEOUT * 2))
 # shellcheck disable=SC2086
 kt_vm "$log" kestrel run $G --cpus 4 --console stdio -v \
 	--disk "$W/ext4.img,format=raw" --disk "$W/scratch.raw,format=raw,discard=on" \
-	--disk "$W/ro.qcow2,readonly=on" --disk "$W/scratch2.raw,format=raw" --net user \
+	--disk "$W/ro.qcow2,readonly=on" --disk "$W/overlay.qcow2,discard=on" --net user \
 	--serial-virtio \
 	--cmdline "console=ttyS0 kestrel.test=virtio $(kt_token)"
 kt_ran virtio-msi "$log"
@@ -64,6 +72,20 @@ if grep -q "KT virtio-done" "$log"; then
 	kt_expect "virtio-msi: vdc is read-only" "$(kt_get "$log" vdc_ro)" 1
 	kt_expect "virtio-msi: vdc (qcow2) content" "$(kt_get "$log" vdc_head)" KESTREL-RO-DISK
 	kt_expect "virtio-msi: a write to vdc is refused" "$(kt_get "$log" vdc_write)" refused
+	kt_expect "virtio-msi: vdd (qcow2 overlay) shows its backing file" \
+		"$(kt_get "$log" vdd_base)" KESTREL-BASE
+	kt_expect "virtio-msi: vdd written" "$(kt_get "$log" vdd_write)" ok
+	kt_expect "virtio-msi: vdd reads back what was written" "$(kt_get "$log" vdd_readback)" ok
+	kt_expect "virtio-msi: vdd discard accepted" "$(kt_get "$log" vdd_discard)" ok
+	kt_expect "virtio-msi: vdd discarded range reads as zeros, not the backing file" \
+		"$(kt_get "$log" vdd_discarded_nonzero)" 0
+	if "$KESTREL" img check "$W/overlay.qcow2" >"$W/check.log" 2>&1; then
+		kt_ok "virtio-msi: kestrel img check: the overlay the guest wrote is clean"
+	else
+		kt_fail "virtio-msi: kestrel img check reports problems in the overlay"
+		kt_diag <"$W/check.log"
+	fi
+	(cd "$W" && tar cf - base.qcow2 overlay.qcow2 | gzip -c | base64) >"$KT_OUT/qcow2.tar.gz.b64"
 	m=$(kt_get "$log" msi_lines)
 	if [ -n "$m" ] && [ "$m" -ge 3 ]; then
 		kt_ok "virtio-msi: $m virtio interrupt lines are PCI-MSI"
