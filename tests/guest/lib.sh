@@ -275,3 +275,44 @@ kt_multiboot_case() {
 		kt_fail "$_name: no 'KESTREL-MULTIBOOT hello' line on stdout"
 	fi
 }
+
+# --- network cases (tests/net/cases/) ----------------------------------------------------------
+kt_now() { cut -d' ' -f1 /proc/uptime; }
+kt_secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; } # FROM TO
+kt_rate() { # BYTES SECS
+	awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f KiB/s", n / 1024 / s; else print "?" }'
+}
+# kt_http_get HOST PORT PATH OUT: GET http://HOST:PORT/PATH into OUT, headers included (busybox nc:
+# busybox wget is not in every environment these cases run in).
+kt_http_get() {
+	printf 'GET /%s HTTP/1.0\r\n\r\n' "$3" |
+		"$(command -v busybox || echo busybox)" nc -w 30 "$1" "$2" >"$4" 2>/dev/null
+}
+# kt_fetch_from_guest HOST PORT DIR: the host half of a transfer test, run in the background. The
+# guest's httpd appears after its boot: retry (up to ~5 min) until /f (1 MiB) comes whole, write
+# its md5 to DIR/f.md5, time it again (DIR/f.secs) and /big (DIR/big.bytes, DIR/big.secs), then
+# tell the guest by creating DIR/www/fetched, which it polls on the host's server.
+kt_fetch_from_guest() {
+	_i=0
+	while [ $_i -lt 150 ]; do
+		kt_http_get "$1" "$2" f "$3/f.resp"
+		if [ "$(wc -c <"$3/f.resp")" -gt 1048576 ] && head -n 1 "$3/f.resp" | grep -q ' 200 '; then
+			tail -c 1048576 "$3/f.resp" | md5sum | cut -d' ' -f1 >"$3/f.md5"
+			_t0=$(kt_now)
+			kt_http_get "$1" "$2" f "$3/f.resp"
+			_t1=$(kt_now)
+			[ "$(wc -c <"$3/f.resp")" -gt 1048576 ] && kt_secs "$_t0" "$_t1" >"$3/f.secs"
+			_t0=$(kt_now)
+			kt_http_get "$1" "$2" big "$3/big.resp"
+			_t1=$(kt_now)
+			wc -c <"$3/big.resp" >"$3/big.bytes"
+			kt_secs "$_t0" "$_t1" >"$3/big.secs"
+			rm -f "$3/big.resp"
+			: >"$3/www/fetched"
+			return 0
+		fi
+		_i=$((_i + 1))
+		sleep 2
+	done
+	return 1
+}

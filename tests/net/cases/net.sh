@@ -20,9 +20,6 @@ rm -rf "$W"
 mkdir -p "$W/www"
 BB=$(command -v busybox || echo busybox)
 ip link set lo up 2>/dev/null || "$BB" ip link set lo up 2>/dev/null
-now() { cut -d' ' -f1 /proc/uptime; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f KiB/s", n / 1024 / s; else print "?" }'; }
 
 dd if=/dev/urandom of="$W/www/g.bin" bs=1024 count=1024 2>/dev/null
 dd if=/dev/zero of="$W/www/big.bin" bs=65536 count=256 2>/dev/null # 16 MiB, timing only
@@ -30,36 +27,8 @@ gmd5=$(md5sum <"$W/www/g.bin" | cut -d' ' -f1)
 "$BB" httpd -f -p "127.0.0.1:$HPORT" -h "$W/www" &
 httpd_pid=$!
 
-# fetch PATH OUT: GET http://127.0.0.1:$FWD/PATH (the guest's httpd through hostfwd) into OUT
-fetch() {
-	printf 'GET /%s HTTP/1.0\r\n\r\n' "$1" | "$BB" nc -w 30 127.0.0.1 "$FWD" >"$2" 2>/dev/null
-}
-# The guest's server appears after its boot: retry until /f comes whole (the first attempts
-# wait in slirp's SYN retries while the guest boots), then time /f again and /big (16 MiB),
-# then tell the guest with /fetched on our server.
-(
-	i=0
-	while [ $i -lt 300 ]; do
-		fetch f "$W/f.resp"
-		if [ "$(wc -c <"$W/f.resp")" -gt $MIB ] && head -n 1 "$W/f.resp" | grep -q ' 200 '; then
-			tail -c $MIB "$W/f.resp" | md5sum | cut -d' ' -f1 >"$W/f.md5"
-			t0=$(now)
-			fetch f "$W/f.resp"
-			t1=$(now)
-			[ "$(wc -c <"$W/f.resp")" -gt $MIB ] && secs "$t0" "$t1" >"$W/f.secs"
-			t0=$(now)
-			fetch big "$W/big.resp"
-			t1=$(now)
-			wc -c <"$W/big.resp" >"$W/big.bytes"
-			secs "$t0" "$t1" >"$W/big.secs"
-			rm -f "$W/big.resp"
-			: >"$W/www/fetched"
-			exit 0
-		fi
-		i=$((i + 1))
-		sleep 2
-	done
-) &
+# The host half of the transfers (kt_fetch_from_guest in tests/guest/lib.sh).
+kt_fetch_from_guest 127.0.0.1 "$FWD" "$W" &
 fetcher=$!
 
 log=$KT_OUT/net.log
@@ -104,16 +73,16 @@ else
 fi
 # Throughput over slirp (nested TCG: slow, and never asserted).
 gs=$(kt_get "$log" get_secs)
-echo "guest <- host (10.0.2.2): 1 MiB in ${gs}s, $(rate $MIB "$gs")" | kt_diag
+echo "guest <- host (10.0.2.2): 1 MiB in ${gs}s, $(kt_rate $MIB "$gs")" | kt_diag
 gb=$(kt_get "$log" get16_bytes)
 gs=$(kt_get "$log" get16_secs)
-echo "guest <- host (10.0.2.2): ${gb:-?} bytes of a 16 MiB file in ${gs}s, $(rate "${gb:-0}" "$gs")" |
+echo "guest <- host (10.0.2.2): ${gb:-?} bytes of a 16 MiB file in ${gs}s, $(kt_rate "${gb:-0}" "$gs")" |
 	kt_diag
 hs=$(cat "$W/f.secs" 2>/dev/null)
-echo "host <- guest (hostfwd): 1 MiB in ${hs}s, $(rate $MIB "$hs")" | kt_diag
+echo "host <- guest (hostfwd): 1 MiB in ${hs}s, $(kt_rate $MIB "$hs")" | kt_diag
 bb=$(cat "$W/big.bytes" 2>/dev/null)
 bs=$(cat "$W/big.secs" 2>/dev/null)
-echo "host <- guest (hostfwd): ${bb:-?} bytes of a 16 MiB file in ${bs}s, $(rate "${bb:-0}" "$bs")" |
+echo "host <- guest (hostfwd): ${bb:-?} bytes of a 16 MiB file in ${bs}s, $(kt_rate "${bb:-0}" "$bs")" |
 	kt_diag
 grep "virtio-net0: rx" "$log.err" | kt_diag
 m=$(kt_get "$log" msi_lines)
@@ -141,7 +110,7 @@ if grep -q "KT net-done" "$log"; then
 		"$(kt_get "$log" fetched_md5)" "$gmd5"
 	kt_expect "net-intx: no PCI-MSI with pci=nomsi" "$(kt_get "$log" msi_lines)" 0
 	gs=$(kt_get "$log" get_secs)
-	echo "INTx: guest <- host (10.0.2.2): 1 MiB in ${gs}s, $(rate $MIB "$gs")" | kt_diag
+	echo "INTx: guest <- host (10.0.2.2): 1 MiB in ${gs}s, $(kt_rate $MIB "$gs")" | kt_diag
 else
 	kt_fail "net-intx: guest script did not finish (no 'KT net-done')"
 	kt_show "$log"

@@ -36,39 +36,14 @@ fi
 W=/tmp/kt-net-tap
 rm -rf "$W"
 mkdir -p "$W/www"
-now() { cut -d' ' -f1 /proc/uptime; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f KiB/s", n / 1024 / s; else print "?" }'; }
 dd if=/dev/urandom of="$W/www/g.bin" bs=1024 count=1024 2>/dev/null
 dd if=/dev/zero of="$W/www/big.bin" bs=65536 count=256 2>/dev/null # 16 MiB, timing only
 gmd5=$(md5sum <"$W/www/g.bin" | cut -d' ' -f1)
 "$BB" httpd -f -p "$HIP:$HPORT" -h "$W/www" &
 httpd_pid=$!
 
-fetch() { # PATH OUT: GET http://$GIP/PATH
-	printf 'GET /%s HTTP/1.0\r\n\r\n' "$1" | "$BB" nc -w 30 "$GIP" 80 >"$2" 2>/dev/null
-}
-# The guest's httpd appears after its boot: retry until /f comes whole, time a second fetch,
-# then tell the guest with /fetched on our server.
-(
-	i=0
-	while [ $i -lt 150 ]; do
-		fetch f "$W/f.resp"
-		if [ "$(wc -c <"$W/f.resp")" -gt $MIB ] && head -n 1 "$W/f.resp" | grep -q ' 200 '; then
-			tail -c $MIB "$W/f.resp" | md5sum | cut -d' ' -f1 >"$W/f.md5"
-			t0=$(now)
-			fetch big "$W/big.resp"
-			t1=$(now)
-			wc -c <"$W/big.resp" >"$W/big.bytes"
-			secs "$t0" "$t1" >"$W/big.secs"
-			rm -f "$W/big.resp"
-			: >"$W/www/fetched"
-			exit 0
-		fi
-		i=$((i + 1))
-		sleep 2
-	done
-) &
+# The host half of the transfers (kt_fetch_from_guest in tests/guest/lib.sh).
+kt_fetch_from_guest "$GIP" 80 "$W" &
 fetcher=$!
 
 log=$KT_OUT/net-tap.log
@@ -109,11 +84,11 @@ fi
 kt_expect "net-tap: the guest saw the host finish" "$(kt_get "$log" host_fetched)" yes
 gb=$(kt_get "$log" get16_bytes)
 gs=$(kt_get "$log" get16_secs)
-echo "tap: guest <- host: ${gb:-?} bytes of a 16 MiB file in ${gs}s, $(rate "${gb:-0}" "$gs")" |
+echo "tap: guest <- host: ${gb:-?} bytes of a 16 MiB file in ${gs}s, $(kt_rate "${gb:-0}" "$gs")" |
 	kt_diag
 bb=$(cat "$W/big.bytes" 2>/dev/null)
 bs=$(cat "$W/big.secs" 2>/dev/null)
-echo "tap: host <- guest: ${bb:-?} bytes of a 16 MiB file in ${bs}s, $(rate "${bb:-0}" "$bs")" |
+echo "tap: host <- guest: ${bb:-?} bytes of a 16 MiB file in ${bs}s, $(kt_rate "${bb:-0}" "$bs")" |
 	kt_diag
 grep "virtio-net0: rx\|TUNSETOFFLOAD" "$log.err" | kt_diag
 # Offloads: with TSO negotiated and the tap's vnet header, the guest hands over TCP segments
