@@ -12,6 +12,7 @@
  * whose refcount is too low. Every offset read from the image is checked before use. */
 #include <endian.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,7 @@ int qcow2_sync(struct qcow2 *s)
 /* ---- header ---- */
 
 int qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_size, struct qcow2_header *h,
-		       const char *path)
+		       const char *path, bool check)
 {
 	memset(h, 0, sizeof(*h));
 	if (len < QCOW2_HDR_V2_LENGTH || file_size < QCOW2_HDR_V2_LENGTH) {
@@ -170,8 +171,13 @@ int qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_size, struc
 			      (unsigned long long)h->l1_offset);
 		return -EINVAL;
 	}
-	if (h->l1_size && (h->l1_offset == 0 || h->l1_offset > file_size ||
-			   (uint64_t)h->l1_size * 8 > file_size - h->l1_offset)) {
+	if (h->l1_size &&
+	    (h->l1_offset == 0 || h->l1_offset > file_size ||
+	     (uint64_t)h->l1_size * 8 > file_size - h->l1_offset) &&
+	    check) {
+		h->l1_invalid = true;
+	} else if (h->l1_size && (h->l1_offset == 0 || h->l1_offset > file_size ||
+				  (uint64_t)h->l1_size * 8 > file_size - h->l1_offset)) {
 		blk_set_error("%s: L1 table (offset 0x%llx, %u entries) is outside the image "
 			      "(file is %llu bytes)",
 			      path, (unsigned long long)h->l1_offset, h->l1_size,
@@ -199,7 +205,11 @@ int qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_size, struc
 		return -EINVAL;
 	}
 	if (h->l1_size && h->l1_offset < h->reftable_offset + (uint64_t)h->reftable_clusters * cs &&
-	    h->reftable_offset < h->l1_offset + (uint64_t)h->l1_size * 8) {
+	    h->reftable_offset < h->l1_offset + (uint64_t)h->l1_size * 8 && check) {
+		h->l1_invalid = true;
+	} else if (h->l1_size &&
+		   h->l1_offset < h->reftable_offset + (uint64_t)h->reftable_clusters * cs &&
+		   h->reftable_offset < h->l1_offset + (uint64_t)h->l1_size * 8) {
 		blk_set_error("%s: L1 table overlaps the refcount table", path);
 		return -EINVAL;
 	}
@@ -1703,6 +1713,7 @@ static void qcow2_free(struct qcow2 *s)
 	free(s->l2_sorted);
 	free(s->snap_l1_start);
 	free(s->snap_l1_maxend);
+	free(s->problems);
 	free(s->backing_file);
 	free(s->backing_fmt);
 	free(s->cbuf);
@@ -1718,11 +1729,59 @@ static bool qcow2_probe(const uint8_t *buf, size_t len)
 	return len >= 8 && be32_load(buf) == QCOW2_MAGIC;
 }
 
-static int load_tables(struct qcow2 *s, const char *path)
+/* Check mode: records a problem found at open for the check to report. */
+static void open_problem(struct qcow2 *s, int64_t reft_idx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void open_problem(struct qcow2 *s, int64_t reft_idx, const char *fmt, ...)
+{
+	struct qcow2_open_problem *n =
+	    realloc(s->problems, (s->nb_problems + 1) * sizeof(*s->problems));
+	if (!n)
+		return;
+	s->problems = n;
+	n += s->nb_problems++;
+	n->reft_idx = reft_idx;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(n->msg, sizeof(n->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* Why refcount block RB (from the refcount table) cannot be used, or NULL. */
+static const char *bad_refblock(struct qcow2 *s, uint64_t rb)
+{
+	uint64_t cs = s->cluster_size;
+	if (rb & (cs - 1))
+		return "is not cluster aligned";
+	if (rb + cs > round_up(s->file_end, cs))
+		return "is outside the image file";
+	if (overlaps(rb, cs, 0, cs))
+		return "overlaps the image header";
+	if (overlaps(rb, cs, s->h.l1_offset, (uint64_t)s->l1_size * 8))
+		return "overlaps the active L1 table";
+	if (overlaps(rb, cs, s->h.reftable_offset, (uint64_t)s->h.reftable_clusters * cs))
+		return "overlaps the refcount table";
+	return NULL;
+}
+
+/* Loads the active L1 and the refcount table and checks every entry. A normal open refuses
+ * a bad entry; CHECK keeps going: bad refcount table entries are dropped in memory (their
+ * refcounts read as 0) and every problem is recorded, L2 pointers are left to the check. */
+static int load_tables(struct qcow2 *s, const char *path, bool check)
 {
 	uint64_t cs = s->cluster_size;
 	int ret;
-	s->l1_size = s->h.l1_size;
+	s->l1_size = s->h.l1_invalid ? 0 : s->h.l1_size;
+	if (s->h.l1_invalid) {
+		/* Nothing may be written through a table that is not read: treated as marked
+		 * corrupt (in memory). */
+		s->h.incompat |= QCOW2_INCOMPAT_CORRUPT;
+		open_problem(s, -1,
+			     "L1 table (offset 0x%llx, %u entries) is outside the image file or "
+			     "overlaps the refcount table",
+			     (unsigned long long)s->h.l1_offset, s->h.l1_size);
+	}
 	s->l1 = calloc(1, round_up((uint64_t)s->l1_size * 8, cs) + 8);
 	if (!s->l1)
 		return -ENOMEM;
@@ -1741,48 +1800,60 @@ static int load_tables(struct qcow2 *s, const char *path)
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = 0; i < s->reftable_size; i++) {
-		s->reftable[i] = be64toh(s->reftable[i]);
-		uint64_t rb = s->reftable[i] & QCOW2_REFT_OFFSET_MASK;
-		if (s->reftable[i] & ~QCOW2_REFT_OFFSET_MASK) {
-			blk_set_error("%s: refcount table entry %u has reserved bits set", path, i);
+		uint64_t e = be64toh(s->reftable[i]);
+		const char *why = NULL;
+		if (e & ~QCOW2_REFT_OFFSET_MASK)
+			why = "has reserved bits set";
+		else if (e)
+			why = bad_refblock(s, e);
+		s->reftable[i] = e;
+		if (!why)
+			continue;
+		if (!check) {
+			blk_set_error("%s: refcount block %u at offset 0x%llx %s (file is %llu "
+				      "bytes)",
+				      path, i, (unsigned long long)e, why,
+				      (unsigned long long)s->file_end);
 			return -EINVAL;
 		}
-		s->reftable[i] = rb;
+		open_problem(s, i, "refcount block %u at offset 0x%llx %s", i,
+			     (unsigned long long)e, why);
+		s->reftable[i] = 0;
 	}
 	qcow2_rebuild_refblock_index(s);
-	for (uint32_t i = 1; i < s->nb_refblocks; i++)
-		if (s->refblock_sorted[i] == s->refblock_sorted[i - 1]) {
+	for (uint32_t i = 1; i < s->nb_refblocks; i++) {
+		uint64_t dup = s->refblock_sorted[i];
+		if (dup != s->refblock_sorted[i - 1] || (i > 1 && dup == s->refblock_sorted[i - 2]))
+			continue;
+		if (!check) {
 			blk_set_error(
 			    "%s: two refcount table entries point to the same refcount block "
 			    "at 0x%llx",
-			    path, (unsigned long long)s->refblock_sorted[i]);
+			    path, (unsigned long long)dup);
 			return -EINVAL;
 		}
-	for (uint32_t i = 0; i < s->reftable_size; i++) {
-		uint64_t rb = s->reftable[i];
-		if (!rb)
-			continue;
-		char what[64];
-		snprintf(what, sizeof(what), "refcount block %u", i);
-		const char *why = NULL;
-		if (rb & (cs - 1))
-			why = "is not cluster aligned";
-		else if (rb + cs > round_up(s->file_end, cs))
-			why = "is outside the image file";
-		else if (overlaps(rb, cs, 0, cs))
-			why = "overlaps the image header";
-		else if (overlaps(rb, cs, s->h.l1_offset, (uint64_t)s->l1_size * 8))
-			why = "overlaps the active L1 table";
-		else if (overlaps(rb, cs, s->h.reftable_offset,
-				  (uint64_t)s->h.reftable_clusters * cs))
-			why = "overlaps the refcount table";
-		if (why) {
-			blk_set_error("%s: %s at offset 0x%llx %s (file is %llu bytes)", path, what,
-				      (unsigned long long)rb, why, (unsigned long long)s->file_end);
-			return -EINVAL;
+		/* Keep the first entry that points there, drop the others. */
+		bool first = true;
+		for (uint32_t t = 0; t < s->reftable_size; t++) {
+			if (s->reftable[t] != dup)
+				continue;
+			if (!first) {
+				open_problem(s, t,
+					     "refcount block %u at offset 0x%llx is also another "
+					     "entry's refcount block",
+					     t, (unsigned long long)dup);
+				s->reftable[t] = 0;
+			}
+			first = false;
 		}
 	}
-	for (uint32_t i = 0; i < s->l1_size; i++) {
+	if (s->nb_problems) {
+		qcow2_rebuild_refblock_index(s);
+		/* Refcounts of the dropped blocks' clusters read as 0: a repair must not take
+		 * them for free space. */
+		s->alloc_floor = round_up(s->file_end, cs) / cs;
+	}
+	for (uint32_t i = 0; i < s->l1_size && !check; i++) {
 		uint64_t e = s->l1[i];
 		if (e & QCOW2_L1E_RESERVED) {
 			blk_set_error("%s: L1 entry %u has reserved bits set (0x%llx)", path, i,
@@ -1844,7 +1915,7 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 	if (ret < 0)
 		goto err;
 	size_t have = s->file_end < sizeof(first) ? (size_t)s->file_end : sizeof(first);
-	ret = qcow2_parse_header(first, have, s->file_end, &s->h, b->path);
+	ret = qcow2_parse_header(first, have, s->file_end, &s->h, b->path, o->check);
 	if (ret < 0)
 		goto err;
 	s->cluster_bits = s->h.cluster_bits;
@@ -1899,7 +1970,7 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 		ret = -EIO;
 		goto err;
 	}
-	ret = load_tables(s, b->path);
+	ret = load_tables(s, b->path, o->check);
 	if (ret < 0)
 		goto err;
 	ret = qcow2_read_snapshots(s);
@@ -1932,7 +2003,7 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 		if (ret < 0)
 			goto err;
 	}
-	if (!o->readonly && !(s->h.incompat & QCOW2_INCOMPAT_CORRUPT)) {
+	if (!o->readonly && !o->check) {
 		if (s->h.incompat & QCOW2_INCOMPAT_DIRTY) {
 			/* Refcounts may be stale (lazy refcounts): rebuild them, then clear. */
 			struct blk_check_result r;

@@ -101,6 +101,11 @@ static int walk_l1(struct check *c, const uint64_t *l1, uint32_t l1_size, bool a
 		return -ENOMEM;
 	for (uint32_t i = 0; i < l1_size; i++) {
 		uint64_t l2_off = l1[i] & QCOW2_OFFSET_MASK;
+		if (l1[i] & QCOW2_L1E_RESERVED) {
+			report(c, "ERROR: L1 entry %u has reserved bits set (0x%llx)", i,
+			       ULL(l1[i]));
+			c->r->corruptions++;
+		}
 		if (!l2_off)
 			continue;
 		if (bad_offset(c, l2_off, "L2 table"))
@@ -110,7 +115,7 @@ static int walk_l1(struct check *c, const uint64_t *l1, uint32_t l1_size, bool a
 		int slot;
 		int ret = qcow2_l2_load(s, l2_off, &slot);
 		if (ret < 0) {
-			fprintf(stderr, "ERROR: %s\n", blk_last_error());
+			report(c, "ERROR: %s", blk_last_error());
 			c->r->corruptions++;
 			continue;
 		}
@@ -260,6 +265,16 @@ static int check_pass(struct blk *b, unsigned fix, struct blk_check_result *r)
 	if (!c.refs)
 		return -ENOMEM;
 
+	/* What the open found (check mode): a dropped refcount table entry is repaired once
+	 * a repair gave that entry a new block. */
+	for (uint32_t i = 0; i < s->nb_problems; i++) {
+		const struct qcow2_open_problem *p = &s->problems[i];
+		if (p->reft_idx == QCOW2_PROBLEM_FIXED ||
+		    (p->reft_idx >= 0 && s->reftable[p->reft_idx]))
+			continue;
+		report(&c, "ERROR %s", p->msg);
+		r->corruptions++;
+	}
 	add_ref(&c, 0, cs);
 	add_ref(&c, s->h.l1_offset, (uint64_t)s->l1_size * 8);
 	add_ref(&c, s->h.reftable_offset, (uint64_t)s->h.reftable_clusters * cs);
@@ -368,6 +383,29 @@ int qcow2_check(struct blk *b, unsigned fix, struct blk_check_result *r)
 		goto out;
 	}
 	uint64_t leaks_fixed = 0, corr_fixed = 0;
+	/* New refcount blocks go past the end of the file: refcounts that read 0 may belong
+	 * to clusters in use (a missing or dropped refcount block). */
+	uint64_t floor = s->alloc_floor,
+		 end = (s->file_end + s->cluster_size - 1) >> s->cluster_bits;
+	if (end > s->alloc_floor)
+		s->alloc_floor = end;
+	/* Refcount table entries dropped at open (unusable blocks) are cleared on disk; the
+	 * passes below give their clusters new blocks where anything is in use. */
+	for (uint32_t i = 0; i < s->nb_problems && (fix & BLK_CHECK_FIX_ERRORS); i++) {
+		struct qcow2_open_problem *p = &s->problems[i];
+		if (p->reft_idx < 0 || s->reftable[p->reft_idx])
+			continue;
+		uint64_t zero = 0;
+		ret =
+		    qcow2_file_write(s, s->h.reftable_offset + (uint64_t)p->reft_idx * 8, &zero, 8);
+		if (ret < 0)
+			goto out_floor;
+		if (!s->check_quiet)
+			fprintf(stderr, "Repairing refcount table entry %lld: %s\n",
+				(long long)p->reft_idx, p->msg);
+		p->reft_idx = QCOW2_PROBLEM_FIXED;
+		corr_fixed++;
+	}
 	for (int pass = 0; pass < 8; pass++) {
 		ret = check_pass(b, fix, r);
 		leaks_fixed += r->leaks_fixed;
@@ -376,16 +414,16 @@ int qcow2_check(struct blk *b, unsigned fix, struct blk_check_result *r)
 			break;
 	}
 	if (ret < 0)
-		goto out;
+		goto out_floor;
 	ret = qcow2_sync(s);
 	if (ret < 0)
-		goto out;
+		goto out_floor;
 	/* What is left after the repair. */
 	ret = check_pass(b, 0, r);
 	r->leaks_fixed = leaks_fixed;
 	r->corruptions_fixed = corr_fixed;
 	if (ret == 0 && (fix & BLK_CHECK_FIX_ERRORS) && !r->corruptions && !r->check_errors &&
-	    (s->h.incompat & QCOW2_INCOMPAT_CORRUPT)) {
+	    (s->h.incompat & (QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DIRTY))) {
 		/* Repaired: the image may be written again (as qemu-img check -r all), and its
 		 * refcounts are right, so a dirty flag goes too. */
 		uint8_t f[8];
@@ -395,6 +433,8 @@ int qcow2_check(struct blk *b, unsigned fix, struct blk_check_result *r)
 		if (ret == 0)
 			ret = qcow2_sync(s);
 	}
+out_floor:
+	s->alloc_floor = floor;
 out:
 	s->check_quiet = was_quiet;
 	pthread_rwlock_unlock(&s->io_lock);

@@ -124,6 +124,8 @@ static int rb_write_range(struct qcow2 *s, uint64_t off, const uint8_t *block, u
 static int find_free(struct qcow2 *s, uint64_t n, uint64_t *out)
 {
 	uint64_t c = s->free_hint ? s->free_hint : 1;
+	if (c < s->alloc_floor)
+		c = s->alloc_floor;
 	uint64_t run = 0, start = c;
 	bool hint_set = false;
 	for (;;) {

@@ -515,6 +515,11 @@ static int img_check(int argc, char **argv)
 		if (r.check_errors)
 			printf("\n%" PRIu64 " internal errors have occurred during the check.\n",
 			       r.check_errors);
+		if ((fix & BLK_CHECK_FIX_ERRORS) && r.corruptions)
+			printf("%" PRIu64 " of the errors cannot be repaired by -r all (pointers "
+			       "outside the image or into its metadata); 'kestrel img convert' "
+			       "copies out what can still be read.\n",
+			       r.corruptions);
 		if (r.total_clusters)
 			printf("%" PRIu64 "/%" PRIu64
 			       " = %.2f%% allocated, %.2f%% compressed clusters\n"

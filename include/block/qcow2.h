@@ -74,12 +74,16 @@ struct qcow2_header {
 	uint32_t refcount_order;
 	uint32_t header_length;
 	uint8_t compression_type;
+	bool l1_invalid; /* check mode: the L1 table is outside the file or overlaps the
+			  * refcount table (it is then not read) */
 };
 
 /* Validates the fixed header in BUF (the first LEN bytes of a file FILE_SIZE bytes long).
- * On failure sets blk_set_error() with a message naming the problem. */
+ * On failure sets blk_set_error() with a message naming the problem. CHECK (opening for
+ * `img check`): an L1 table outside the file or over the refcount table sets l1_invalid
+ * instead of failing. */
 int qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_size, struct qcow2_header *h,
-		       const char *path);
+		       const char *path, bool check);
 
 struct qcow2_cache_entry {
 	uint64_t offset; /* 0 = empty slot */
@@ -153,6 +157,17 @@ struct qcow2 {
 	uint8_t *cbuf;	      /* one decompressed cluster */
 	uint64_t cbuf_offset; /* L2 entry it holds, 0 = none */
 	bool check_quiet;     /* check prints no per-cluster lines (repair on open) */
+	/* Opened for `img check`: tables that would refuse a normal open are tolerated. Each
+	 * problem found at open is kept here and reported (and counted) by the check; a
+	 * refcount table entry that was unusable is dropped in memory (REFT_IDX), so its
+	 * refcounts read as 0, and counts as repaired once a repair gave it a new block. */
+	struct qcow2_open_problem {
+		char msg[200];
+		int64_t reft_idx; /* -1: not a refcount table entry; QCOW2_PROBLEM_FIXED */
+	} * problems;
+	uint32_t nb_problems;
+#define QCOW2_PROBLEM_FIXED (-2)
+	uint64_t alloc_floor; /* cluster index: allocate at or above it (0 = anywhere) */
 };
 
 /* Cluster mapping for a guest offset. */

@@ -1,7 +1,9 @@
 /* Fuzz entry for the qcow2 header/metadata parser and the paths that trust it: the input
  * is an image file. It is opened read-only (header, extensions, L1, refcount table,
  * snapshot table), read, mapped and checked; then opened read-write and written to
- * (allocation, COW, discard, compressed writes, refcount updates). Nothing may crash, read
+ * (allocation, COW, discard, compressed writes, refcount updates); then opened as
+ * `img check` opens it (bad tables tolerated), checked, and repaired and written to. Nothing
+ * may crash, read
  * or write out of bounds, or loop without bound. Backing files are not opened (a fuzzed
  * name could point anywhere). Shared by the libFuzzer target and the corpus runner. */
 #include <stdint.h>
@@ -81,17 +83,24 @@ static void exercise(struct blk *b, bool rw)
 int fuzz_qcow2_one(const uint8_t *data, size_t size)
 {
 	char path[64];
-	for (int pass = 0; pass < 2; pass++) {
+	/* read-only, read-write, check (read-only), check -r all (then written to) */
+	for (int pass = 0; pass < 4; pass++) {
 		int fd = image_fd(data, size, path, sizeof(path));
 		if (fd < 0)
 			return 0;
 		struct blk_open_opts oo = {.format = BLK_FMT_QCOW2,
-					   .readonly = pass == 0,
+					   .readonly = pass == 0 || pass == 2,
 					   .no_backing = true,
-					   .l2_cache_bytes = 4096};
+					   .l2_cache_bytes = 4096,
+					   .check = pass >= 2};
 		struct blk *b;
 		if (blk_open(&b, path, &oo) == 0) {
-			exercise(b, pass == 1);
+			struct blk_check_result r;
+			if (pass == 3)
+				(void)!blk_check(
+				    b, BLK_CHECK_FIX_LEAKS | BLK_CHECK_FIX_ERRORS | BLK_CHECK_QUIET,
+				    &r);
+			exercise(b, pass & 1);
 			blk_close(b);
 		}
 		close(fd);
