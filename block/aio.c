@@ -35,6 +35,8 @@ struct blk_aio {
 	struct blk_aio_stats stats;
 };
 
+static void drain_to(struct blk_aio *a, unsigned level);
+
 static const char *op_name(enum blk_aio_op op)
 {
 	switch (op) {
@@ -65,7 +67,8 @@ int blk_aio_new(struct blk *b, unsigned depth, unsigned flags, struct blk_aio **
 	*out = a;
 	if (flags & BLK_AIO_FORCE_SYNC)
 		return 0;
-	if (!b->drv->aio_file || b->drv->aio_file(b, &a->file) < 0) {
+	if (!b->drv->aio_file || b->drv->aio_file(b, &a->file) < 0 ||
+	    (a->file.mapped && !b->drv->aio_map)) {
 		log_debug("%s: format %s has no asynchronous path: synchronous I/O", b->path,
 			  b->drv->name);
 		return 0;
@@ -136,7 +139,7 @@ static void finish(struct blk_aio *a, struct blk_aio_req *r, int ret)
 {
 	if (r->bounce) {
 		if (ret == 0 && r->op == BLK_AIO_READ) {
-			const uint8_t *src = (const uint8_t *)r->bounce + (r->off - r->io_off);
+			const uint8_t *src = (const uint8_t *)r->bounce + r->bounce_skip;
 			for (unsigned i = 0; i < r->iovcnt; i++) {
 				memcpy(r->iov[i].iov_base, src, r->iov[i].iov_len);
 				src += r->iov[i].iov_len;
@@ -229,7 +232,7 @@ static bool queue_sqe(struct blk_aio *a, struct blk_aio_req *r)
 
 static bool iov_aligned(const struct blk_aio_file *f, const struct blk_aio_req *r)
 {
-	if ((r->off | r->len) & (f->off_align - 1))
+	if ((r->io_off | r->len) & (f->off_align - 1))
 		return false;
 	for (unsigned i = 0; i < r->iovcnt; i++)
 		if (((uintptr_t)r->iov[i].iov_base | r->iov[i].iov_len) & (f->mem_align - 1))
@@ -245,9 +248,10 @@ static bool setup_bounce(struct blk_aio *a, struct blk_aio_req *r)
 {
 	uint64_t align =
 	    a->file.off_align > a->file.mem_align ? a->file.off_align : a->file.mem_align;
-	uint64_t start = r->off & ~(align - 1);
-	uint64_t end = (r->off + r->len + align - 1) & ~(align - 1);
-	if (r->op == BLK_AIO_WRITE && (start != r->off || end != r->off + r->len))
+	uint64_t at = r->io_off; /* where the bytes are in the file */
+	uint64_t start = at & ~(align - 1);
+	uint64_t end = (at + r->len + align - 1) & ~(align - 1);
+	if (r->op == BLK_AIO_WRITE && (start != at || end != at + r->len))
 		return false;
 	void *buf;
 	if (posix_memalign(&buf, align, end - start))
@@ -260,6 +264,7 @@ static bool setup_bounce(struct blk_aio *a, struct blk_aio_req *r)
 		}
 	}
 	r->bounce = buf;
+	r->bounce_skip = at - start;
 	r->bounce_iov = (struct iovec){.iov_base = buf, .iov_len = end - start};
 	r->io_iov = &r->bounce_iov;
 	r->io_iovcnt = 1;
@@ -293,6 +298,14 @@ static int check_request(struct blk_aio *a, struct blk_aio_req *r)
 	return 0;
 }
 
+/* Where R's bytes are in the mapped file: 1 and *AT when in one run of data clusters that R
+ * can read, or overwrite in place; 0 when the driver must serve R itself; -errno. */
+static int mapped_at(struct blk_aio *a, struct blk_aio_req *r, uint64_t *at)
+{
+	struct blk *b = a->blk;
+	return b->drv->aio_map(b, r->op == BLK_AIO_WRITE, r->off, r->len, at);
+}
+
 void blk_aio_submit(struct blk_aio *a, struct blk_aio_req *r)
 {
 	r->io_iov = NULL;
@@ -306,8 +319,20 @@ void blk_aio_submit(struct blk_aio *a, struct blk_aio_req *r)
 		finish(a, r, ret);
 		return;
 	}
-	if (!a->uring || r->op == BLK_AIO_DISCARD || r->op == BLK_AIO_WRITE_ZEROES) {
+	if (!a->uring) {
 		serve_sync(a, r);
+		return;
+	}
+	if (r->op == BLK_AIO_DISCARD || r->op == BLK_AIO_WRITE_ZEROES) {
+		/* On a mapped file these may free clusters that requests in flight still read or
+		 * write (and the clusters could be reused for metadata): let those finish first. */
+		if (a->file.mapped)
+			drain_to(a, 1);
+		serve_sync(a, r);
+		return;
+	}
+	if (r->op == BLK_AIO_FLUSH && a->file.mapped) {
+		serve_sync(a, r); /* the driver writes back its metadata, then syncs */
 		return;
 	}
 	if (r->op == BLK_AIO_FLUSH && (a->file.flush_noop || a->blk->readonly)) {
@@ -318,9 +343,24 @@ void blk_aio_submit(struct blk_aio *a, struct blk_aio_req *r)
 		finish(a, r, 0);
 		return;
 	}
+	uint64_t at = r->off;
+	if (a->file.mapped) {
+		/* A format driver: its flush also writes back cached metadata, and only data
+		 * already in place (no allocation, copy-on-write or backing file) goes around it. */
+		int m = mapped_at(a, r, &at);
+		if (m <= 0) {
+			if (m < 0) {
+				finish(a, r, m);
+				return;
+			}
+			serve_sync(a, r);
+			return;
+		}
+		a->stats.mapped++;
+	}
 	r->io_iov = r->iov;
 	r->io_iovcnt = r->iovcnt;
-	r->io_off = r->off;
+	r->io_off = at;
 	r->io_len = r->len;
 	if (r->op != BLK_AIO_FLUSH && a->file.direct && !iov_aligned(&a->file, r) &&
 	    !setup_bounce(a, r)) {
@@ -440,9 +480,10 @@ unsigned blk_aio_poll(struct blk_aio *a)
 	return n;
 }
 
-void blk_aio_drain(struct blk_aio *a)
+/* Waits until at most LEVEL requests are in flight (the caller's own, counted since submit). */
+static void drain_to(struct blk_aio *a, unsigned level)
 {
-	while (a->uring && a->inflight) {
+	while (a->uring && a->inflight > level) {
 		int ret = io_uring_submit_and_wait(&a->ring, 1);
 		if (ret >= 0)
 			a->queued = 0;
@@ -453,4 +494,9 @@ void blk_aio_drain(struct blk_aio *a)
 		}
 		blk_aio_poll(a);
 	}
+}
+
+void blk_aio_drain(struct blk_aio *a)
+{
+	drain_to(a, 0);
 }

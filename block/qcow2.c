@@ -2206,6 +2206,33 @@ out:
 	return ret;
 }
 
+/* ---- asynchronous I/O (block/aio.c) ---- */
+
+/* Data already in place goes through the io_uring on the image file itself. */
+static int qcow2_aio_file(struct blk *b, struct blk_aio_file *f)
+{
+	struct qcow2 *s = b->opaque;
+	if (!s->file->drv->aio_file || s->file->drv->aio_file(s->file, f) < 0)
+		return -ENOTSUP;
+	f->mapped = true;
+	return 0;
+}
+
+static int qcow2_aio_map(struct blk *b, bool write, uint64_t off, uint64_t len, uint64_t *host)
+{
+	struct qcow2 *s = b->opaque;
+	struct mapping m;
+	pthread_mutex_lock(&s->lock);
+	int ret = get_mapping(s, off, len, &m);
+	if (ret == 0 && m.type == QCOW2_NORMAL && m.bytes >= len &&
+	    (!write || (m.writable && !(s->h.incompat & QCOW2_INCOMPAT_CORRUPT)))) {
+		*host = m.host;
+		ret = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 const struct blk_driver blk_qcow2_driver = {
     .name = "qcow2",
     .format = BLK_FMT_QCOW2,
@@ -2229,4 +2256,6 @@ const struct blk_driver blk_qcow2_driver = {
     .snapshot_delete = qcow2_snapshot_delete,
     .set_backing = qcow2_set_backing,
     .make_empty = qcow2_make_empty,
+    .aio_file = qcow2_aio_file,
+    .aio_map = qcow2_aio_map,
 };

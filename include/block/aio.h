@@ -4,10 +4,15 @@
  * (virtio-blk: its iothread, or whoever holds the device lock). For drivers that keep the
  * disk's bytes in one host file (raw), reads, writes and flushes go to the kernel through an
  * io_uring (liburing): READV/WRITEV/FSYNC(DATASYNC), one submission for a whole batch, and an
- * eventfd that becomes readable when completions wait. Everything else is served synchronously
- * through the block layer (block/block.h) and completed before blk_aio_submit() returns:
- * discard and write-zeroes (fallocate), drivers without an async path (qcow2), and every request
- * when io_uring is unavailable (old kernel, seccomp, io_uring_disabled) or not wanted.
+ * eventfd that becomes readable when completions wait. A format driver (qcow2) can take part
+ * too: reads and writes of data that is already in place in its file (allocated, not shared,
+ * not compressed, one contiguous run) go through the io_uring at the offset the driver maps
+ * them to; the rest (allocating writes, copy-on-write, backing files, compressed clusters) and
+ * its flushes (which write back cached metadata) it serves itself. Everything else is served
+ * synchronously through the block layer (block/block.h) and completed before blk_aio_submit()
+ * returns: discard and write-zeroes (fallocate; on a format driver only once the requests in
+ * flight have finished, as clusters may be freed), drivers without an async path, and every
+ * request when io_uring is unavailable (old kernel, seccomp, io_uring_disabled) or not wanted.
  *
  * With cache=none (O_DIRECT) buffers, offsets and lengths must be aligned to the file's
  * direct-I/O alignment: an unaligned request is bounced through an aligned buffer (reads, and
@@ -58,12 +63,14 @@ struct blk_aio_req {
 	unsigned io_iovcnt;
 	uint64_t io_off, io_len, io_done;
 	void *bounce;
+	uint64_t bounce_skip; /* where the request's bytes start in the bounce buffer */
 	struct iovec bounce_iov;
 };
 
 /* Counters for tests and -v logs. */
 struct blk_aio_stats {
 	uint64_t uring;	      /* requests that went through the io_uring */
+	uint64_t mapped;      /* of those, reads and writes placed by the format driver (qcow2) */
 	uint64_t sync;	      /* requests served synchronously */
 	uint64_t bounced;     /* O_DIRECT requests bounced through an aligned buffer */
 	uint64_t resubmitted; /* short transfers continued */

@@ -15,6 +15,7 @@ struct blk_aio_file {
 	unsigned mem_align; /* buffer address and segment length alignment (direct) */
 	unsigned off_align; /* file offset and total length alignment (direct) */
 	bool flush_noop;    /* cache=unsafe: flushes succeed without syncing */
+	bool mapped;	    /* a format's file: offsets come from the driver's aio_map */
 };
 
 struct blk_driver {
@@ -44,6 +45,12 @@ struct blk_driver {
 	/* Optional: the file for asynchronous I/O (see struct blk_aio_file); without it, or
 	 * when it returns an error, block/aio.c serves requests synchronously. */
 	int (*aio_file)(struct blk *b, struct blk_aio_file *f);
+	/* With a mapped aio_file: where the LEN bytes at guest offset OFF are in that file, if
+	 * they are one run that can be read (WRITE false) or overwritten in place (WRITE true)
+	 * without any metadata change: 1 and *HOST set. 0 when the driver must serve the request
+	 * itself (unallocated, zero, compressed, shared with a snapshot, in the backing file, or
+	 * not contiguous); -errno when the metadata cannot be read. */
+	int (*aio_map)(struct blk *b, bool write, uint64_t off, uint64_t len, uint64_t *host);
 };
 
 struct blk {

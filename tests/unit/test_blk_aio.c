@@ -1,7 +1,7 @@
 /* Unit tests for asynchronous block I/O (block/aio.c): many requests in flight through
  * io_uring, completion by eventfd, O_DIRECT with unaligned buffers and ranges (bounce buffers
  * and the driver's read-modify-write), short transfers continued, end of file, host errors,
- * read-only images, the synchronous fallback (forced, and for qcow2), drain.
+ * read-only images, the synchronous fallback (forced), qcow2's mapped reads and writes, drain.
  *
  * Where io_uring cannot be set up here (kernel too old, io_uring_disabled, seccomp), the tests
  * that are about io_uring are a SKIP with the reason; where the file system has no O_DIRECT,
@@ -494,7 +494,7 @@ static void sync_fallback(void **state)
 	struct blk *bs[2] = {open_image(raw, BLK_FMT_RAW, BLK_CACHE_WRITEBACK, false),
 			     open_image(qc, BLK_FMT_QCOW2, BLK_CACHE_WRITEBACK, false)};
 	for (unsigned n = 0; n < 2; n++) {
-		struct blk_aio *a = new_aio(bs[n], n == 0 ? BLK_AIO_FORCE_SYNC : 0);
+		struct blk_aio *a = new_aio(bs[n], BLK_AIO_FORCE_SYNC);
 		assert_false(blk_aio_uses_uring(a));
 		assert_int_equal(blk_aio_fd(a), -1);
 		uint8_t w[3000], r[3000];
@@ -525,6 +525,191 @@ static void sync_fallback(void **state)
 	}
 }
 
+/* qcow2 through io_uring: reads and writes of clusters already in place go to the kernel at
+ * the offset the driver maps them to; allocating writes, unallocated reads and flushes are the
+ * driver's; a discard waits for the requests in flight; the image stays consistent. */
+static void qcow2_mapped(void **state)
+{
+	const char *path = tmp("mapped.qcow2");
+	struct blk_create_opts co = {.format = BLK_FMT_QCOW2, .size = DISK};
+	assert_int_equal(blk_create(path, &co), 0);
+	struct blk *b = open_image(path, BLK_FMT_QCOW2, BLK_CACHE_WRITEBACK, false);
+	struct blk_aio *a = uring_or_skip(b);
+	enum { N = 32, SZ = 8192, STRIDE = 65536 };
+	static struct treq t[N + 1];
+	static uint8_t data[N][SZ], back[N][SZ];
+	struct blk_aio_stats st;
+
+	/* 1. First writes allocate: the driver serves them. */
+	for (unsigned i = 0; i < N; i++) {
+		memset(data[i], 0x40 + i, SZ);
+		treq_init(&t[i], BLK_AIO_WRITE, (uint64_t)i * STRIDE + 512);
+		t[i].iov[0] = (struct iovec){data[i], SZ};
+		t[i].r.iovcnt = 1;
+		blk_aio_submit(a, &t[i].r);
+	}
+	blk_aio_kick(a);
+	wait_all(a, t, N);
+	blk_aio_get_stats(a, &st);
+	assert_int_equal(st.sync, N);
+	assert_int_equal(st.mapped, 0);
+
+	/* 2. Overwrites in place and reads: through the io_uring, all in flight at once. */
+	for (unsigned i = 0; i < N; i++) {
+		for (unsigned k = 0; k < SZ; k++)
+			data[i][k] = (uint8_t)(i * 13 + k);
+		treq_init(&t[i], BLK_AIO_WRITE, (uint64_t)i * STRIDE + 512);
+		t[i].iov[0] = (struct iovec){data[i], 3000};
+		t[i].iov[1] = (struct iovec){data[i] + 3000, SZ - 3000};
+		t[i].r.iovcnt = 2;
+		blk_aio_submit(a, &t[i].r);
+	}
+	assert_int_equal(blk_aio_inflight(a), N);
+	blk_aio_kick(a);
+	wait_all(a, t, N);
+	for (unsigned i = 0; i < N; i++) {
+		assert_int_equal(t[i].ret, 0);
+		treq_init(&t[i], BLK_AIO_READ, (uint64_t)i * STRIDE + 512);
+		t[i].iov[0] = (struct iovec){back[i], SZ};
+		t[i].r.iovcnt = 1;
+		blk_aio_submit(a, &t[i].r);
+	}
+	blk_aio_kick(a);
+	wait_all(a, t, N);
+	for (unsigned i = 0; i < N; i++) {
+		assert_int_equal(t[i].ret, 0);
+		assert_memory_equal(back[i], data[i], SZ);
+	}
+	blk_aio_get_stats(a, &st);
+	assert_int_equal(st.mapped, 2 * N);
+	assert_int_equal(st.sync, N);
+
+	/* 3. Unallocated clusters read as zeros (the driver's path); a read that spans an
+	 *    allocated and an unallocated cluster too. */
+	uint8_t z[SZ];
+	treq_init(&t[0], BLK_AIO_READ, 3u << 20);
+	t[0].iov[0] = (struct iovec){z, SZ};
+	t[0].r.iovcnt = 1;
+	blk_aio_submit(a, &t[0].r);
+	assert_int_equal(t[0].completions, 1);
+	for (unsigned k = 0; k < SZ; k++)
+		assert_int_equal(z[k], 0);
+	treq_init(&t[0], BLK_AIO_READ, (uint64_t)(N - 1) * STRIDE + STRIDE - 100);
+	t[0].iov[0] = (struct iovec){z, 200};
+	t[0].r.iovcnt = 1;
+	blk_aio_submit(a, &t[0].r);
+	assert_int_equal(t[0].completions, 1);
+	assert_int_equal(t[0].ret, 0);
+	blk_aio_get_stats(a, &st);
+	assert_int_equal(st.sync, N + 2);
+
+	/* 4. A discard waits for the writes in flight before it frees anything. */
+	for (unsigned i = 0; i < 8; i++) {
+		treq_init(&t[i], BLK_AIO_WRITE, (uint64_t)i * STRIDE + 512);
+		t[i].iov[0] = (struct iovec){data[i], SZ};
+		t[i].r.iovcnt = 1;
+		blk_aio_submit(a, &t[i].r);
+	}
+	treq_init(&t[N], BLK_AIO_DISCARD, 0);
+	t[N].r.len = STRIDE;
+	blk_aio_submit(a, &t[N].r);
+	assert_int_equal(t[N].completions, 1);
+	assert_int_equal(t[N].ret, 0);
+	assert_int_equal(pending(t, 8), 0); /* all finished before the discard ran */
+	assert_int_equal(blk_aio_inflight(a), 0);
+	treq_init(&t[0], BLK_AIO_READ, 512);
+	t[0].iov[0] = (struct iovec){z, SZ};
+	t[0].r.iovcnt = 1;
+	blk_aio_submit(a, &t[0].r);
+	blk_aio_kick(a);
+	wait_all(a, t, 1);
+	for (unsigned k = 0; k < SZ; k++)
+		assert_int_equal(z[k], 0);
+
+	/* 5. Flush is the driver's (metadata first); the image is consistent afterwards. */
+	treq_init(&t[0], BLK_AIO_FLUSH, 0);
+	blk_aio_submit(a, &t[0].r);
+	assert_int_equal(t[0].completions, 1);
+	assert_int_equal(t[0].ret, 0);
+	blk_aio_free(a);
+	struct blk_check_result cr;
+	assert_int_equal(blk_check(b, 0, &cr), 0);
+	assert_int_equal(cr.corruptions, 0);
+	assert_int_equal(cr.leaks, 0);
+	blk_close(b);
+
+	/* 6. What was written is in the file, read back by the synchronous path. */
+	b = open_image(path, BLK_FMT_QCOW2, BLK_CACHE_WRITEBACK, true);
+	for (unsigned i = 1; i < N; i++) {
+		assert_int_equal(blk_pread(b, (uint64_t)i * STRIDE + 512, back[i], SZ), 0);
+		assert_memory_equal(back[i], data[i], SZ);
+	}
+	blk_close(b);
+}
+
+/* Random batches of non-overlapping reads, writes, discards and write-zeroes on qcow2, many
+ * in flight, against a model of the disk; then the whole disk and a consistency check. */
+static void qcow2_mapped_random(void **state)
+{
+	const char *path = tmp("random.qcow2");
+	struct blk_create_opts co = {.format = BLK_FMT_QCOW2, .size = DISK, .cluster_size = 4096};
+	assert_int_equal(blk_create(path, &co), 0);
+	struct blk *b = open_image(path, BLK_FMT_QCOW2, BLK_CACHE_WRITEBACK, false);
+	struct blk_aio *a = uring_or_skip(b);
+	enum { BATCH = 16, SLOT = DISK / BATCH, MAXLEN = 3 * 4096 };
+	static uint8_t model[DISK], bufs[BATCH][MAXLEN];
+	static struct treq t[BATCH];
+	uint64_t seed = 12345;
+	for (unsigned round = 0; round < 300; round++) {
+		for (unsigned i = 0; i < BATCH; i++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			unsigned len = 1 + (unsigned)(seed >> 20) % MAXLEN;
+			uint64_t off = (uint64_t)i * SLOT + (seed >> 40) % (SLOT - MAXLEN);
+			unsigned kind = (unsigned)(seed >> 8) % 8; /* mostly reads and writes */
+			enum blk_aio_op op = kind < 3   ? BLK_AIO_READ
+					     : kind < 6 ? BLK_AIO_WRITE
+					     : kind < 7 ? BLK_AIO_DISCARD
+							: BLK_AIO_WRITE_ZEROES;
+			treq_init(&t[i], op, off);
+			if (op == BLK_AIO_READ || op == BLK_AIO_WRITE) {
+				if (op == BLK_AIO_WRITE)
+					for (unsigned k = 0; k < len; k++)
+						bufs[i][k] = (uint8_t)(round + i + k * 3);
+				t[i].iov[0] = (struct iovec){bufs[i], len};
+				t[i].r.iovcnt = 1;
+			} else {
+				t[i].r.len = len;
+			}
+			blk_aio_submit(a, &t[i].r);
+		}
+		blk_aio_kick(a);
+		wait_all(a, t, BATCH);
+		for (unsigned i = 0; i < BATCH; i++) {
+			struct blk_aio_req *r = &t[i].r;
+			assert_int_equal(t[i].ret, 0);
+			if (r->op == BLK_AIO_READ)
+				assert_memory_equal(bufs[i], model + r->off, r->len);
+			else if (r->op == BLK_AIO_WRITE)
+				memcpy(model + r->off, bufs[i], r->len);
+			else
+				memset(model + r->off, 0, r->len); /* both read back as zeros */
+		}
+	}
+	struct blk_aio_stats st;
+	blk_aio_get_stats(a, &st);
+	assert_true(st.mapped > 0); /* the io_uring carried some of the reads and writes */
+	assert_true(st.sync > 0);
+	blk_aio_free(a);
+	static uint8_t all[DISK];
+	assert_int_equal(blk_pread(b, 0, all, DISK), 0);
+	assert_memory_equal(all, model, DISK);
+	struct blk_check_result cr;
+	assert_int_equal(blk_check(b, 0, &cr), 0);
+	assert_int_equal(cr.corruptions, 0);
+	assert_int_equal(cr.leaks, 0);
+	blk_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +717,7 @@ int main(void)
 	    cmocka_unit_test(direct_unaligned),	    cmocka_unit_test(short_read_eof),
 	    cmocka_unit_test(host_write_error),	    cmocka_unit_test(refused),
 	    cmocka_unit_test(flush_discard_zeroes), cmocka_unit_test(sync_fallback),
+	    cmocka_unit_test(qcow2_mapped),	    cmocka_unit_test(qcow2_mapped_random),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
