@@ -34,8 +34,12 @@ export KT_BENCH_RUNS=${KT_BENCH_RUNS:-5}
 export KT_BENCH_BLK_RUNS=${KT_BENCH_BLK_RUNS:-1} KT_BENCH_BLK_SECS=${KT_BENCH_BLK_SECS:-3}
 export KT_BENCH_NET_RUNS=${KT_BENCH_NET_RUNS:-3} KT_BENCH_NET_MIB=${KT_BENCH_NET_MIB:-16}
 export KT_PASS_ENV="KT_BENCH_RUNS KT_BENCH_VMMS KT_BENCH_BLK_RUNS KT_BENCH_BLK_VMMS KT_BENCH_BLK_SECS KT_BENCH_BLK_MIB KT_BENCH_NET_RUNS KT_BENCH_NET_VMMS KT_BENCH_NET_MIB"
-blk_vmms=${KT_BENCH_BLK_VMMS:-kestrel kestrel-sync qemu}
-nblk=$(echo "$blk_vmms" | wc -w)
+export KT_BENCH_BLK_VMMS=${KT_BENCH_BLK_VMMS:-kestrel kestrel-sync qemu kestrel-qcow2 qemu-qcow2}
+blk_all=$KT_BENCH_BLK_VMMS
+# the raw-file table and the qcow2 table
+blk_vmms=$(for v in $blk_all; do case $v in *-qcow2) ;; *) echo "$v" ;; esac; done | tr '\n' ' ')
+qcow2_vmms=$(for v in $blk_all; do case $v in *-qcow2) echo "$v" ;; esac; done | tr '\n' ' ')
+nblk=$(echo "$blk_all" | wc -w)
 net_vmms=${KT_BENCH_NET_VMMS:-kestrel qemu}
 nnet=$(echo "$net_vmms" | wc -w)
 
@@ -172,6 +176,27 @@ case " $PARTS " in
 		fi
 	} >"$OUT/blk.md"
 	tables+=("$OUT/blk.md")
+	if [ -n "$qcow2_vmms" ]; then
+		{
+			echo "## virtio-blk on qcow2: Kestrel vs QEMU, and qcow2 vs raw"
+			echo
+			echo "The same guest measurements on a fully allocated qcow2 image of the same size (64 KiB clusters), host cache as above."
+			echo "kestrel-qcow2: --disk ...,format=qcow2; qemu-qcow2: -drive if=virtio,format=qcow2; kestrel (raw): the raw column of the table above."
+			echo "Median of $KT_BENCH_BLK_RUNS interleaved round(s); higher is better."
+			echo
+			echo "| figure | kestrel-qcow2 | qemu-qcow2 | kestrel (raw) | kestrel-qcow2/qemu-qcow2 | kestrel-qcow2/kestrel-raw |"
+			echo "|---|---|---|---|---|---|"
+			for fig in seq-write-4k seq-write-1m seq-read-4k seq-read-1m rand-read-4k-qd1 rand-read-4k-qd8; do
+				unit="MB/s"
+				case $fig in rand*) unit=IOPS ;; esac
+				read -r kq _ _ _ < <(stats BLKBENCH kestrel-qcow2 5 "$fig")
+				read -r qq _ _ _ < <(stats BLKBENCH qemu-qcow2 5 "$fig")
+				read -r kr _ _ _ < <(stats BLKBENCH kestrel 5 "$fig")
+				echo "| $fig ($unit) | $kq | $qq | $kr | $(ratio "$kq" "$qq") | $(ratio "$kq" "$kr") |"
+			done
+		} >"$OUT/blk-qcow2.md"
+		tables+=("$OUT/blk-qcow2.md")
+	fi
 	;;
 esac
 

@@ -14,9 +14,10 @@
 # QEMU: -drive if=virtio,format=raw with its default aio (threads). Both with cache=none where
 # the host file system has O_DIRECT; L1's /tmp is a tmpfs, which has none before Linux 6.6, and
 # there both use the host page cache (cache=writeback), which the BLKCACHE line says.
-# KT_BENCH_BLK_VMMS picks the VMMs (default "kestrel kestrel-sync qemu": kestrel-sync is Kestrel
-# with aio=sync, the synchronous path, to show what io_uring brings; "qemu-uring" is QEMU with
-# aio=io_uring), KT_BENCH_BLK_RUNS the interleaved rounds (default 1), KT_BENCH_BLK_SECS the
+# KT_BENCH_BLK_VMMS picks the VMMs (default "kestrel kestrel-sync qemu kestrel-qcow2 qemu-qcow2":
+# kestrel-sync is Kestrel with aio=sync, the synchronous path, to show what io_uring brings;
+# the -qcow2 ones read and write a fully allocated qcow2 image instead of the raw file;
+# "qemu-uring" is QEMU with aio=io_uring), KT_BENCH_BLK_RUNS the interleaved rounds (default 1), KT_BENCH_BLK_SECS the
 # seconds per figure (default 3), KT_BENCH_BLK_MIB the disk size (default 128).
 # kt-needs: qemu
 . "$KT_LIB"
@@ -36,7 +37,7 @@ run) ;;
 esac
 
 RUNS=${KT_BENCH_BLK_RUNS:-1}
-VMMS=${KT_BENCH_BLK_VMMS:-kestrel kestrel-sync qemu}
+VMMS=${KT_BENCH_BLK_VMMS:-kestrel kestrel-sync qemu kestrel-qcow2 qemu-qcow2}
 SECS=${KT_BENCH_BLK_SECS:-3}
 MIB=${KT_BENCH_BLK_MIB:-128}
 W=/tmp/kt-blkbench
@@ -47,6 +48,17 @@ tools=$W/tools.raw
 
 # The disk is written through once, so no VMM reads holes the other has filled.
 dd if=/dev/zero of="$disk" bs=1048576 count="$MIB" 2>/dev/null
+# The qcow2 runs (kestrel-qcow2, qemu-qcow2) use an image of the same size with every cluster
+# allocated (made from non-zero data: convert leaves zeros out), so they measure the format's
+# data path, not cluster allocation.
+qdisk=$W/disk.qcow2
+case " $VMMS " in
+*-qcow2*)
+	tr '\000' '\001' </dev/zero | head -c $((MIB * 1048576)) >"$W/ones.raw"
+	"$KESTREL" img convert -O qcow2 "$W/ones.raw" "$qdisk"
+	rm -f "$W/ones.raw"
+	;;
+esac
 if dd if=/dev/zero of="$W/probe" bs=4096 count=1 oflag=direct 2>/dev/null; then
 	cache=none
 	echo "BLKCACHE none O_DIRECT on the host file"
@@ -80,22 +92,22 @@ while [ $i -le "$RUNS" ]; do
 		log=$KT_OUT/blk-$vmm-$i.log
 		tok=$(kt_token)
 		case $vmm in
-		kestrel | kestrel-sync)
-			aio=io_uring
-			[ "$vmm" = kestrel-sync ] && aio=sync
+		kestrel | kestrel-sync | kestrel-qcow2)
+			d="$disk,format=raw,cache=$cache,aio=io_uring"
+			[ "$vmm" = kestrel-sync ] && d="$disk,format=raw,cache=$cache,aio=sync"
+			[ "$vmm" = kestrel-qcow2 ] && d="$qdisk,format=qcow2,cache=$cache"
 			# shellcheck disable=SC2086
-			kt_vm "$log" kestrel run $G --console stdio --no-reboot -v \
-				--disk "$disk,format=raw,cache=$cache,aio=$aio" \
+			kt_vm "$log" kestrel run $G --console stdio --no-reboot -v --disk "$d" \
 				--disk "$tools,format=raw,readonly=on" --cmdline "$CMDLINE $tok"
 			;;
-		qemu | qemu-uring)
-			qaio=
-			[ "$vmm" = qemu-uring ] && qaio=,aio=io_uring
+		qemu | qemu-uring | qemu-qcow2)
+			d="file=$disk,if=virtio,format=raw,cache=$cache"
+			[ "$vmm" = qemu-uring ] && d="$d,aio=io_uring"
+			[ "$vmm" = qemu-qcow2 ] && d="file=$qdisk,if=virtio,format=qcow2,cache=$cache"
 			# shellcheck disable=SC2086
 			kt_vm "$log" qemu $QEMU_COMMON -kernel "$KT_GUEST/vmlinuz" \
 				-initrd "$KT_GUEST/initramfs.cpio.gz" -append "$CMDLINE $tok" \
-				-drive "file=$disk,if=virtio,format=raw,cache=$cache$qaio" \
-				-drive "file=$tools,if=virtio,format=raw,readonly=on"
+				-drive "$d" -drive "file=$tools,if=virtio,format=raw,readonly=on"
 			;;
 		*)
 			echo "# unknown VMM '$vmm' in KT_BENCH_BLK_VMMS"
