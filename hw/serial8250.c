@@ -429,6 +429,20 @@ size_t serial8250_receive(struct serial8250 *s, const uint8_t *buf, size_t len)
 	return taken;
 }
 
+bool serial8250_send_break(struct serial8250 *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool room = !(s->mcr & MCR_LOOP) && s->rx_count < rx_capacity(s);
+	if (room) {
+		/* A break reads as a zero character with BI set (datasheet, LSR bit 4). */
+		rx_push(s, 0);
+		s->lsr |= LSR_BI;
+		update_irq(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return room;
+}
+
 int serial8250_save(struct serial8250 *s, struct state_buf *out)
 {
 	pthread_mutex_lock(&s->lock);

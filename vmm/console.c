@@ -158,6 +158,7 @@ static void print_help(struct console *c)
 	    "\r\n"
 	    "C-a h    print this help\r\n"
 	    "C-a x    exit Kestrel\r\n"
+	    "C-a b    send a break to ttyS0 (Linux: magic SysRq with the next key)\r\n"
 	    "C-a c    switch input between ttyS0 and hvc0 (--serial-virtio)\r\n"
 	    "C-a C-a  send C-a to the guest\r\n";
 	write_all(STDERR_FILENO, help, sizeof(help) - 1);
@@ -193,6 +194,12 @@ static void on_input(void *opaque, uint32_t events)
 			}
 			if (ch == 'h' || ch == '?') {
 				print_help(c);
+				continue;
+			}
+			if (ch == 'b') {
+				pump(c); /* what was typed before the break comes first */
+				if (!c->pending_len && c->uart)
+					serial8250_send_break(c->uart);
 				continue;
 			}
 			if (ch == 'c' && c->hvc_input) {

@@ -67,6 +67,9 @@ void serial8250_reset(struct serial8250 *s);
 size_t serial8250_receive(struct serial8250 *s, const uint8_t *buf, size_t len);
 /* How many bytes serial8250_receive() would take now. */
 size_t serial8250_can_receive(struct serial8250 *s);
+/* A break condition on the receive line (a zero character with LSR.BI and a line status
+ * interrupt; Linux takes it as magic SysRq on a console). False when the FIFO is full. */
+bool serial8250_send_break(struct serial8250 *s);
 
 int serial8250_save(struct serial8250 *s, struct state_buf *out);
 int serial8250_load(struct serial8250 *s, struct state_buf *in);

@@ -5,7 +5,7 @@ kestrel runs with --accel qtest (no CPU, no KVM needed) and its console on a pty
 socket plays the guest's UART driver. Checks, as TAP lines:
   - while running, the terminal is raw (no echo, no line editing);
   - keys typed on the terminal reach the 16550's receive buffer, in order;
-  - C-a h prints the key help; C-a x quits with status 0;
+  - C-a h prints the key help; C-a b sends a break; C-a x quits with status 0;
   - SIGTERM and SIGINT end kestrel with status 0;
   - every way out leaves the terminal exactly as it was.
 Usage: console_pty.py KESTREL
@@ -139,6 +139,14 @@ if r.q is not None:
     r.pump(1.0)
     tap(b"C-a x" in r.out and b"C-a h" in r.out, "C-a h prints the key help", r.out[-300:])
     tap(r.inb(COM1 + 5) & 1 == 0, "C-a h is not passed to the guest")
+    os.write(r.fd, b"\x01b")
+    lsr = 0
+    end = time.time() + 5
+    while time.time() < end and not lsr & 1:
+        lsr = r.inb(COM1 + 5)
+        time.sleep(0.02)
+    tap(lsr & 0x11 == 0x11 and r.inb(COM1) == 0,
+        "C-a b: a break reaches the UART (LSR.BI with a zero character)", hex(lsr))
     os.write(r.fd, b"\x01x")
     code, same = r.wait()
     tap(code == 0, "C-a x: exit status 0", code)

@@ -1,6 +1,6 @@
 /* Device tests for the 16550A UART (hw/serial8250.c), driven through the port bus: Linux's
  * autoconfig probe sequence, loopback, FIFO and trigger levels, IIR priorities, the THRE
- * interrupt rules, the IRQ line gated by OUT2, backpressure and save/load. */
+ * interrupt rules, the IRQ line gated by OUT2, line breaks, backpressure and save/load. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -245,6 +245,34 @@ static void iir_priorities_and_irq(void **state)
 	assert_false(f->rec.level[IRQ]);
 }
 
+/* A break (the console's C-a b): a zero character with LSR.BI and a line status interrupt,
+ * as Linux's 8250 driver expects for magic SysRq; BI clears on the LSR read. */
+static void line_break(void **state)
+{
+	struct fixture *f = *state;
+	struct io_bus *b = &f->bus;
+	outb(b, FCR, 0x01);
+	outb(b, MCR, 0x08);
+	outb(b, IER, 0x05); /* ERBFI | ELSI */
+	assert_true(serial8250_send_break(&f->uart));
+	assert_true(f->rec.level[IRQ]);
+	assert_int_equal(inb(b, IIR) & 0x0f, 0x06); /* line status first */
+	uint8_t lsr = inb(b, LSR);
+	assert_int_equal(lsr & 0x11, 0x11); /* BI | DR */
+	assert_int_equal(inb(b, LSR) & 0x10, 0); /* cleared by the read */
+	assert_int_equal(inb(b, RBR), 0);
+	assert_int_equal(inb(b, LSR) & 0x01, 0);
+	assert_false(f->rec.level[IRQ]);
+	/* In loopback the line is not connected: no break. */
+	outb(b, MCR, 0x18);
+	assert_false(serial8250_send_break(&f->uart));
+	outb(b, MCR, 0x08);
+	/* A full FIFO has no room for the break character. */
+	uint8_t full[16] = {0};
+	assert_int_equal(serial8250_receive(&f->uart, full, sizeof(full)), 16);
+	assert_false(serial8250_send_break(&f->uart));
+}
+
 /* serial8250_do_startup: THRE must be re-asserted each time ETBEI goes 0 -> 1. */
 static void linux_thre_test(void **state)
 {
@@ -373,6 +401,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(fifo_and_trigger, setup, teardown),
 	    cmocka_unit_test_setup_teardown(iir_priorities_and_irq, setup, teardown),
 	    cmocka_unit_test_setup_teardown(linux_thre_test, setup, teardown),
+	    cmocka_unit_test_setup_teardown(line_break, setup, teardown),
 	    cmocka_unit_test_setup_teardown(save_load, setup, teardown),
 	    cmocka_unit_test_setup_teardown(random_io, setup, teardown),
 	    cmocka_unit_test_setup_teardown(threaded_rx, setup, teardown),
