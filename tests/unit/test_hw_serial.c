@@ -258,7 +258,7 @@ static void line_break(void **state)
 	assert_true(f->rec.level[IRQ]);
 	assert_int_equal(inb(b, IIR) & 0x0f, 0x06); /* line status first */
 	uint8_t lsr = inb(b, LSR);
-	assert_int_equal(lsr & 0x11, 0x11); /* BI | DR */
+	assert_int_equal(lsr & 0x11, 0x11);	 /* BI | DR */
 	assert_int_equal(inb(b, LSR) & 0x10, 0); /* cleared by the read */
 	assert_int_equal(inb(b, RBR), 0);
 	assert_int_equal(inb(b, LSR) & 0x01, 0);
