@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "util/daemon.h"
 #include "util/log.h"
 #include "util/size.h"
 #include "vmm/qmp.h"
@@ -62,6 +63,9 @@ static void run_usage(FILE *out)
 	    "  --net tap,ifname=NAME[,mac=...]\n"
 	    "                         a virtio-net NIC on a host tap device (with offloads)\n"
 	    "                         (repeat --net for more NICs, up to 4)\n"
+	    "  --daemonize            run in the background once the VM and its monitor are set\n"
+	    "                         up (needs --console none or file:PATH)\n"
+	    "  --pidfile PATH         write the process id to PATH (locked while running)\n"
 	    "  -d guest-errors        log guest errors (devices programmed wrongly)\n"
 	    "  -v, --verbose          more log output (repeat for debug)\n"
 	    "  -h, --help             this help\n"
@@ -99,6 +103,8 @@ enum {
 	OPT_MEM_MERGE,
 	OPT_UUID,
 	OPT_NET,
+	OPT_DAEMONIZE,
+	OPT_PIDFILE,
 };
 
 static const struct option run_options[] = {
@@ -124,6 +130,8 @@ static const struct option run_options[] = {
     {"mem-merge", required_argument, NULL, OPT_MEM_MERGE},
     {"uuid", required_argument, NULL, OPT_UUID},
     {"net", required_argument, NULL, OPT_NET},
+    {"daemonize", no_argument, NULL, OPT_DAEMONIZE},
+    {"pidfile", required_argument, NULL, OPT_PIDFILE},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -266,7 +274,8 @@ int cmd_run(int argc, char **argv)
 	    .cmdline = "",
 	};
 	int verbose = 0, opt;
-	const char *qmp = NULL;
+	const char *qmp = NULL, *pidfile = NULL;
+	bool daemonize = false;
 
 	opterr = 0; /* we print our own messages */
 	optind = 1;
@@ -338,6 +347,12 @@ int cmd_run(int argc, char **argv)
 		case OPT_NET:
 			bad = parse_net(optarg, &cfg);
 			break;
+		case OPT_DAEMONIZE:
+			daemonize = true;
+			break;
+		case OPT_PIDFILE:
+			pidfile = optarg;
+			break;
 		case 'd':
 			if (strcmp(optarg, "guest-errors"))
 				bad =
@@ -369,23 +384,36 @@ int cmd_run(int argc, char **argv)
 		cfg.console.kind = CONSOLE_NONE; /* stdio carries the qtest protocol */
 	if (!cfg.kernel && cfg.accel != ACCEL_QTEST)
 		return bad_option("no kernel given: use --kernel FILE (see 'kestrel run --help')");
+	if (daemonize &&
+	    (cfg.console.kind == CONSOLE_STDIO || (cfg.qtest && !strcmp(cfg.qtest, "stdio"))))
+		return bad_option("--daemonize needs --console none or file:PATH (and no --qtest "
+				  "stdio): a daemon has no terminal");
 	if (verbose)
 		log_set_level(verbose > 1 ? LOG_DEBUG : LOG_INFO);
 
 	static struct vm vm; /* large; and signal paths reach it after main's frame is gone */
 	struct error err = {0};
+	/* Before anything starts a thread; errors until daemon_ready() still reach this stderr. */
+	if ((daemonize && daemon_start(&err)) || (pidfile && pidfile_create(pidfile, &err))) {
+		fprintf(stderr, "kestrel: %s\n", err.msg);
+		return 1;
+	}
 	if (vm_create(&vm, &cfg, &err)) {
 		fprintf(stderr, "kestrel: %s\n", err.msg[0] ? err.msg : strerror(-err.code));
+		pidfile_remove();
 		return 1;
 	}
 	if (qmp && qmp_server_create(&vm.qmp, &vm, qmp, &err)) {
 		fprintf(stderr, "kestrel: %s\n", err.msg);
 		vm_destroy(&vm);
+		pidfile_remove();
 		return 1;
 	}
+	daemon_ready();
 	int code = vm_run(&vm);
 	qmp_server_destroy(vm.qmp);
 	vm.qmp = NULL;
 	vm_destroy(&vm);
+	pidfile_remove();
 	return code;
 }
