@@ -2,10 +2,12 @@
  * docs/interop/qmp-spec.rst (greeting, capabilities negotiation, commands, errors, events);
  * the commands themselves are in vmm/qmp_cmds.c.
  *
- * A client's input goes through a json-c streaming tokener: several requests may arrive in
- * one read and one request over many. A request longer than QMP_MAX_REQUEST bytes gets a
- * GenericError and the connection is closed (the stream cannot be resynchronised inside a
- * value); a syntax error gets a GenericError and the rest of that line is dropped. Output is
+ * A client's input goes through a strict JSON framer and parser (vmm/qmp_json.c): several
+ * requests may arrive in one read and one request over many. A request longer than
+ * QMP_MAX_REQUEST bytes gets a GenericError and the connection is closed (the stream cannot be
+ * resynchronised inside a value); a value that is not JSON gets QEMU's GenericError "JSON parse
+ * error, ...", and after a byte no JSON may hold the rest of that line is dropped. Only valid
+ * JSON is ever sent back (an "id" is echoed as parsed; text that is not UTF-8 is not). Output is
  * queued per client and written as the socket takes it; a client that stops reading while
  * more than QMP_MAX_OUTPUT bytes wait is disconnected, so it cannot hold the VM up.
  */
@@ -53,15 +55,46 @@ static void client_flush(struct qmp_client *cl)
 	}
 }
 
+static char *sanitize_utf8(const char *s, size_t len)
+{
+	char *o = malloc(len + 1);
+	uint32_t cp;
+	for (size_t i = 0; o && i < len;) {
+		size_t k = qmp_utf8_decode((const unsigned char *)s + i, len - i, &cp);
+		if (k) {
+			memcpy(o + i, s + i, k);
+			i += k;
+		} else {
+			o[i++] = '?';
+		}
+	}
+	if (o)
+		o[len] = '\0';
+	return o;
+}
+
 static void client_send(struct qmp_client *cl, struct json_object *obj)
 {
 	if (cl->dead)
 		return;
-	const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+	const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+								JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t len = strlen(s);
+	char *fixed = NULL;
+	if (!qmp_utf8_valid(s, len)) {
+		/* Only valid JSON leaves the server: a text cut inside a UTF-8 sequence (a long
+		 * name in an error message) gets '?' for the bytes that are not UTF-8. */
+		fixed = sanitize_utf8(s, len);
+		if (!fixed) {
+			cl->dead = true;
+			return;
+		}
+		s = fixed;
+	}
 	if (cl->out_len + len + 2 > QMP_MAX_OUTPUT) {
 		log_warn("QMP client does not read its replies; disconnecting it");
 		cl->dead = true;
+		free(fixed);
 		return;
 	}
 	if (cl->out_len + len + 2 > cl->out_cap) {
@@ -71,6 +104,7 @@ static void client_send(struct qmp_client *cl, struct json_object *obj)
 		char *p = realloc(cl->out, cap);
 		if (!p) {
 			cl->dead = true;
+			free(fixed);
 			return;
 		}
 		cl->out = p;
@@ -79,6 +113,7 @@ static void client_send(struct qmp_client *cl, struct json_object *obj)
 	memcpy(cl->out + cl->out_len, s, len);
 	memcpy(cl->out + cl->out_len + len, "\r\n", 2);
 	cl->out_len += len + 2;
+	free(fixed);
 	client_flush(cl);
 }
 
@@ -87,8 +122,7 @@ static void client_free(struct qmp_client *cl)
 	struct qmp_server *s = cl->srv;
 	event_loop_del_fd(&s->vm->loop, cl->fd);
 	close(cl->fd);
-	if (cl->tok)
-		json_tokener_free(cl->tok);
+	qmp_json_free(&cl->in);
 	free(cl->out);
 	for (unsigned i = 0; i < QMP_MAX_CLIENTS; i++)
 		if (s->clients[i] == cl)
@@ -155,18 +189,32 @@ void qmp_error(struct qmp_ctx *c, const char *cls, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void send_error(struct qmp_client *cl, struct json_object *id, const char *cls,
-		       const char *desc)
+/* The request's "id", whatever JSON it is (null too), goes back with its answer. */
+static void add_id(struct json_object *r, struct json_object *req)
+{
+	struct json_object *id;
+	if (req && json_object_object_get_ex(req, "id", &id))
+		json_object_object_add(r, "id", json_object_get(id));
+}
+
+/* desc may hold NULs (a client's name quoted): len bytes of it. */
+static void send_error_len(struct qmp_client *cl, struct json_object *req, const char *cls,
+			   const char *desc, size_t len)
 {
 	struct json_object *r = json_object_new_object();
 	struct json_object *e = json_object_new_object();
 	json_object_object_add(e, "class", json_object_new_string(cls));
-	json_object_object_add(e, "desc", json_object_new_string(desc));
+	json_object_object_add(e, "desc", json_object_new_string_len(desc, (int)len));
 	json_object_object_add(r, "error", e);
-	if (id)
-		json_object_object_add(r, "id", json_object_get(id));
+	add_id(r, req);
 	client_send(cl, r);
 	json_object_put(r);
+}
+
+static void send_error(struct qmp_client *cl, struct json_object *req, const char *cls,
+		       const char *desc)
+{
+	send_error_len(cl, req, cls, desc, strlen(desc));
 }
 
 static const char *type_name(enum qmp_arg_type t)
@@ -233,12 +281,11 @@ static bool check_args(struct qmp_ctx *c, const struct qmp_command *cmd, struct 
 static void handle_request(struct qmp_client *cl, struct json_object *req)
 {
 	struct qmp_server *s = cl->srv;
-	struct json_object *id = NULL, *exec = NULL, *args = NULL;
+	struct json_object *exec = NULL, *args = NULL;
 	if (!json_object_is_type(req, json_type_object)) {
 		send_error(cl, NULL, "GenericError", "QMP input must be a JSON object");
 		return;
 	}
-	json_object_object_get_ex(req, "id", &id);
 	json_object_object_foreach(req, key, val)
 	{
 		(void)val;
@@ -246,41 +293,48 @@ static void handle_request(struct qmp_client *cl, struct json_object *req)
 			char desc[160];
 			snprintf(desc, sizeof(desc), "QMP input member '%.100s' is unexpected",
 				 key);
-			send_error(cl, id, "GenericError", desc);
+			send_error(cl, req, "GenericError", desc);
 			return;
 		}
 	}
 	if (!json_object_object_get_ex(req, "execute", &exec)) {
-		send_error(cl, id, "GenericError", "QMP input lacks member 'execute'");
+		send_error(cl, req, "GenericError", "QMP input lacks member 'execute'");
 		return;
 	}
 	if (!json_object_is_type(exec, json_type_string)) {
-		send_error(cl, id, "GenericError", "QMP input member 'execute' must be a string");
+		send_error(cl, req, "GenericError", "QMP input member 'execute' must be a string");
 		return;
 	}
 	if (json_object_object_get_ex(req, "arguments", &args) &&
 	    !json_object_is_type(args, json_type_object)) {
-		send_error(cl, id, "GenericError",
+		send_error(cl, req, "GenericError",
 			   "QMP input member 'arguments' must be an object");
 		return;
 	}
 	const char *name = json_object_get_string(exec);
 	bool is_caps = !strcmp(name, "qmp_capabilities");
 	if (!cl->negotiated && !is_caps) {
-		send_error(cl, id, "CommandNotFound",
+		send_error(cl, req, "CommandNotFound",
 			   "Expecting capabilities negotiation with 'qmp_capabilities'");
 		return;
 	}
 	if (cl->negotiated && is_caps) {
-		send_error(cl, id, "CommandNotFound",
+		send_error(cl, req, "CommandNotFound",
 			   "Capabilities negotiation is already complete, command ignored");
 		return;
 	}
-	const struct qmp_command *cmd = qmp_find_command(name);
+	/* A name with a NUL in it ("query-status\u0000x") is no command's name. */
+	size_t nlen = (size_t)json_object_get_string_len(exec);
+	const struct qmp_command *cmd = strlen(name) == nlen ? qmp_find_command(name) : NULL;
 	if (!cmd) {
+		/* Built by hand: the name may hold NULs, quoted as they are (QEMU does). */
 		char desc[160];
-		snprintf(desc, sizeof(desc), "The command %.100s has not been found", name);
-		send_error(cl, id, "CommandNotFound", desc);
+		size_t k = nlen < 100 ? nlen : 100, n = sizeof("The command ") - 1;
+		memcpy(desc, "The command ", n);
+		memcpy(desc + n, name, k);
+		n += k;
+		n += (size_t)snprintf(desc + n, sizeof(desc) - n, " has not been found");
+		send_error_len(cl, req, "CommandNotFound", desc, n);
 		return;
 	}
 	struct qmp_ctx c = {.srv = s, .client = cl, .vm = s->vm};
@@ -293,68 +347,44 @@ static void handle_request(struct qmp_client *cl, struct json_object *req)
 	json_object_put(empty);
 	if (c.err_class) {
 		json_object_put(ret);
-		send_error(cl, id, c.err_class, c.err_desc);
+		send_error(cl, req, c.err_class, c.err_desc);
 		return;
 	}
 	struct json_object *r = json_object_new_object();
 	json_object_object_add(r, "return", ret ? ret : json_object_new_object());
-	if (id)
-		json_object_object_add(r, "id", json_object_get(id));
+	add_id(r, req);
 	client_send(cl, r);
 	json_object_put(r);
 }
 
-/* Feed one read's bytes to the tokener; every complete value is a request. */
+/* Feed one read's bytes to the client's JSON framer; every complete value is a request. */
 static void client_input(struct qmp_client *cl, const char *buf, size_t len)
 {
 	size_t off = 0;
 	while (off < len && !cl->dead) {
-		/* Whitespace between requests is not part of any request. */
-		if (cl->req_bytes == 0 &&
-		    (buf[off] == ' ' || buf[off] == '\n' || buf[off] == '\r' || buf[off] == '\t')) {
-			off++;
-			continue;
-		}
-		struct json_object *obj =
-		    json_tokener_parse_ex(cl->tok, buf + off, (int)(len - off));
-		enum json_tokener_error jerr = json_tokener_get_error(cl->tok);
-		if (jerr == json_tokener_continue) {
-			cl->req_bytes += len - off;
-			if (cl->req_bytes > QMP_MAX_REQUEST) {
-				send_error(cl, NULL, "GenericError",
-					   "JSON request too large (limit 1 MiB); closing");
-				client_flush(cl);
-				cl->dead = true;
-			}
+		struct json_object *obj;
+		size_t used;
+		char err[200];
+		enum qmp_json_status st =
+		    qmp_json_feed(&cl->in, buf + off, len - off, &used, &obj, err, sizeof(err));
+		off += used;
+		switch (st) {
+		case QMP_JSON_MORE:
 			return;
-		}
-		size_t used = json_tokener_get_parse_end(cl->tok);
-		if (jerr != json_tokener_success) {
-			char desc[200];
-			snprintf(desc, sizeof(desc), "JSON parse error, %s",
-				 json_tokener_error_desc(jerr));
-			send_error(cl, NULL, "GenericError", desc);
-			json_tokener_reset(cl->tok);
-			cl->req_bytes = 0;
-			/* Resynchronise at the line after the error. */
-			off += used < len - off ? used : len - off;
-			const char *nl = memchr(buf + off, '\n', len - off);
-			off = nl ? (size_t)(nl - buf) + 1 : len;
-			continue;
-		}
-		if (cl->req_bytes + used > QMP_MAX_REQUEST) {
+		case QMP_JSON_TOO_BIG:
 			send_error(cl, NULL, "GenericError",
 				   "JSON request too large (limit 1 MiB); closing");
-			json_object_put(obj);
 			client_flush(cl);
 			cl->dead = true;
 			return;
+		case QMP_JSON_ERROR:
+			send_error(cl, NULL, "GenericError", err);
+			break;
+		case QMP_JSON_VALUE:
+			handle_request(cl, obj);
+			json_object_put(obj);
+			break;
 		}
-		off += used ? used : len - off;
-		json_tokener_reset(cl->tok);
-		cl->req_bytes = 0;
-		handle_request(cl, obj);
-		json_object_put(obj);
 	}
 }
 
@@ -415,10 +445,7 @@ static void on_accept(void *opaque, uint32_t events)
 	}
 	cl->srv = s;
 	cl->fd = fd;
-	cl->tok = json_tokener_new_ex(64);
-	if (!cl->tok || event_loop_add_fd(&s->vm->loop, fd, EPOLLIN, on_client, cl)) {
-		if (cl->tok)
-			json_tokener_free(cl->tok);
+	if (event_loop_add_fd(&s->vm->loop, fd, EPOLLIN, on_client, cl)) {
 		free(cl);
 		close(fd);
 		return;

@@ -5,11 +5,43 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vmm/monitor.h"
 #include "vmm/qmp.h"
 
-#define QMP_MAX_KEYS 16 /* keys in one send-key, as virsh send-key allows */
+#define QMP_MAX_KEYS	   16	/* keys in one send-key, as virsh send-key allows */
+#define QMP_JSON_MAX_DEPTH 1024 /* arrays and objects in one another, as QEMU allows */
+
+/* One client's input being framed into JSON values (vmm/qmp_json.c). */
+struct qmp_json {
+	char *buf; /* the bytes of the value so far (whitespace folded to one space) */
+	size_t len, cap;
+	unsigned depth; /* open arrays and objects */
+	char quote;	/* inside a string: its quote character */
+	bool escape;	/* inside a string, after a backslash */
+	bool scalar;	/* a top-level number or keyword: it ends at a delimiter */
+	bool skip_line; /* after an error: input is dropped up to the next newline */
+};
+
+enum qmp_json_status {
+	QMP_JSON_MORE,	  /* all input taken, no value complete yet */
+	QMP_JSON_VALUE,	  /* a value (*out; NULL is JSON null) */
+	QMP_JSON_ERROR,	  /* not JSON: err is the error's desc, in QEMU's words */
+	QMP_JSON_TOO_BIG, /* one value longer than QMP_MAX_REQUEST (or out of memory) */
+};
+
+/* Take input up to the end of one value or error; *used is how much of it was taken. */
+enum qmp_json_status qmp_json_feed(struct qmp_json *j, const char *in, size_t len, size_t *used,
+				   struct json_object **out, char *err, size_t errlen);
+void qmp_json_reset(struct qmp_json *j);
+void qmp_json_free(struct qmp_json *j);
+/* Parse exactly one value filling s[0..n). Returns 0 (*out, NULL for null) or -EINVAL. */
+int qmp_json_parse(const char *s, size_t n, struct json_object **out, char *err, size_t errlen);
+/* One well-formed UTF-8 sequence at s (no overlong form, surrogate or value past U+10FFFF):
+ * its length, with the code point in *cp; 0 if there is none. */
+size_t qmp_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+bool qmp_utf8_valid(const char *s, size_t n);
 
 struct qmp_client {
 	struct qmp_server *srv;
@@ -17,9 +49,8 @@ struct qmp_client {
 	bool negotiated;
 	bool dead;     /* failed or asked to close: freed by reap() */
 	bool want_out; /* EPOLLOUT registered */
-	struct json_tokener *tok;
-	size_t req_bytes; /* bytes of the request being parsed so far */
-	char *out;	  /* queued output */
+	struct qmp_json in;
+	char *out; /* queued output */
 	size_t out_len, out_cap;
 };
 

@@ -13,7 +13,7 @@
  * writes; the server runs its event loop between writes until it has read everything.
  * Two clients may be connected (FUZZ_QMP_SWITCH); FUZZ_QMP_BIG makes a request past the
  * 1 MiB limit reachable from a small input. Every line the server sends must be a JSON
- * object; nothing may crash or leak. */
+ * object (strict JSON); nothing may crash or leak. */
 int fuzz_qmp_one(const uint8_t *data, size_t size);
 
 #endif

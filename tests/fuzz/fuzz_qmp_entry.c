@@ -7,7 +7,7 @@
  * PM block and the keyboard controller, which system_powerdown and send-key use), starts the
  * QMP server on a socket of its own, connects, writes the input and pumps the event loop
  * until the server has read it all, reading every reply. Every line the server sends must
- * parse as a JSON object. Then the clients hang up and the server and the VM are torn down,
+ * be a strict JSON object. Then the clients hang up and the server and the VM are torn down,
  * so LSan sees whatever a request leaked. Shared by the libFuzzer target and the corpus
  * runner. */
 #include <errno.h>
@@ -73,16 +73,15 @@ static void check_lines(struct client *c)
 			break;
 		size_t n = (size_t)(nl - (c->in + start));
 		FUZZ_CHECK(n >= 1 && c->in[start + n - 1] == '\r', "a line not ended by CRLF");
-		/* The whole line (without its CRLF) is one JSON object. */
-		struct json_tokener *tok = json_tokener_new();
-		FUZZ_CHECK(tok, "out of memory");
-		struct json_object *o = json_tokener_parse_ex(tok, c->in + start, (int)n - 1);
-		FUZZ_CHECK(o && json_object_is_type(o, json_type_object) &&
-			       json_tokener_get_parse_end(tok) == n - 1,
-			   "the server sent a line that is not a JSON object: %.*s", (int)n,
-			   c->in + start);
+		/* The whole line (without its CRLF) is one JSON object, strict JSON: UTF-8, no
+		 * NaN or Infinity (the server's own strict parser; json-c's takes those). */
+		struct json_object *o = NULL;
+		char why[200] = "";
+		FUZZ_CHECK(!qmp_json_parse(c->in + start, n - 1, &o, why, sizeof(why)) &&
+			       json_object_is_type(o, json_type_object),
+			   "the server sent a line that is not a JSON object (%s): %.*s", why,
+			   (int)n, c->in + start);
 		json_object_put(o);
-		json_tokener_free(tok);
 		if (getenv("FUZZ_QMP_DEBUG"))
 			fprintf(stderr, "%d< %.*s\n", c->fd, (int)n - 1, c->in + start);
 		c->lines++;

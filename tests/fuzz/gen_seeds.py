@@ -305,6 +305,27 @@ def gen_qmp():
     write("qmp", "two-clients", qmp(caps, SWITCH + caps.encode(), ex("stop"),
                                     SWITCH + b'{"execute":"cont"', b"}\n",
                                     SWITCH + ex("cont").encode()))
+    # Strict JSON: what QEMU's parser refuses (trailing commas, comments, NaN/Infinity,
+    # invalid UTF-8, lone surrogates, duplicate keys, too deep) and what it takes (single
+    # quotes, \' escapes, numbers past int64 echoed as written). 0xff is the write separator.
+    write("qmp", "strict-json", qmp(
+        caps, ex("query-name", id='[1,2,]'), '{"execute":"query-name",}\n',
+        '{"execute":"query-name"} // c\n', '/* c */{"execute":"query-name"}\n',
+        ex("query-name", id="NaN"), ex("query-name", id="-Infinity"), ex("query-name", id="01"),
+        ex("query-name", id="1."), ex("query-name", id="1.5e400"),
+        ex("query-name", id="18446744073709551616"), ex("query-name", id="-0"),
+        ex("query-name", id='"\\ud800"'), ex("query-name", id='"\\ud83d\\ude00"'),
+        ex("query-name", id='"\\uffff"'), ex("query-name", id='"\\u0000"'),
+        b'{"execute":"query-name","id":"\xc0\x80"}\n',
+        b'{"execute":"query-name","id":"\xed\xa0\x80"}\n',
+        b'{"execute":"query-name","id":"\xe2\x82"}\n',
+        b'{"execute":"query-name","id":"\xf0\x9f\x98\x80\x80"}\n',
+        '{"execute":"query-name","id":"a\tb"}\n', '{"execute":"query-name","id":1,"id":2}\n',
+        "{'execute':'query-name','id':'it\\'s \"q\"'}\n",
+        '{"execute":"query-name\\u0000x"}\n', ex("x" * 99 + "\u00e9" * 4),
+        '{"execute":"query-name","id":' + "[" * 1030 + "]" * 1030 + "}\n",
+        '{"execute":"query-name","id":' + "[" * 500 + "]" * 500 + "}\n",
+        '"str" 17 true nul }{"execute":"query-name"}\n'))
     # A request over the 1 MiB limit: the connection closes; the next write connects again.
     write("qmp", "too-large", qmp(caps, BIG + BIG + ex("query-name").encode(), caps,
                                   ex("query-name")))

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 
+sys.setrecursionlimit(20000)  # ids nested 1000 deep are parsed here too
 sys.path.insert(0, os.path.dirname(__file__))
 from qmplib import Qmp, Qtest, Tap, Vm  # noqa: E402
 
@@ -320,6 +321,100 @@ def errors(vm):
     q.close()
 
 
+# Not JSON (RFC 8259): each gets QEMU's GenericError "JSON parse error, ..." and no id, and
+# the connection goes on. \xc0\x80 (an overlong NUL) QEMU takes; it is not UTF-8, so we do not.
+NOT_JSON = [
+    (b'{"execute": "query-status", "id": 1,}', "trailing comma in an object"),
+    (b'{"execute": "query-status", "id": [1, 2,]}', "trailing comma in an array"),
+    (b'{"execute": "query-status", // comment\n "id": 1}', "a // comment"),
+    (b'{"execute": "query-status" /* comment */, "id": 1}', "a /* */ comment inside"),
+    (b'/* comment */ {"execute": "query-status", "id": 1}', "a /* */ comment"),
+    (b'{"execute": "query-status", "id": NaN}', "NaN"),
+    (b'{"execute": "query-status", "id": Infinity}', "Infinity"),
+    (b'{"execute": "query-status", "id": -Infinity}', "-Infinity"),
+    (b'{"execute": "query-status", "id": nan}', "nan"),
+    (b'{"execute": "query-status", "id": 01}', "a leading zero"),
+    (b'{"execute": "query-status", "id": 1.}', "1. (no digit after the point)"),
+    (b'{"execute": "query-status", "id": True}', "True"),
+    (b'{"execute": "query-status", "id": "a\tb"}', "a raw tab in a string"),
+    (b'{"execute": "query-status", "id": "\\x41"}', "the \\x escape"),
+    (b'{"execute": "query-status", "id": "\xff"}', "invalid UTF-8: 0xff"),
+    (b'{"execute": "query-status", "id": "\xc0\xaf"}', "invalid UTF-8: overlong '/'"),
+    (b'{"execute": "query-status", "id": "\xc0\x80"}', "invalid UTF-8: overlong NUL"),
+    (b'{"execute": "query-status", "id": "\xed\xa0\x80"}', "invalid UTF-8: a surrogate"),
+    (b'{"execute": "query-status", "id": "\xe2\x82"}', "invalid UTF-8: cut short"),
+    (b'{"execute": "query-status", "id": "\xf4\x90\x80\x80"}', "invalid UTF-8: past U+10FFFF"),
+    (b'{"execute": "query-status", "id": "\x80"}', "invalid UTF-8: a lone continuation"),
+    (b'{"execute": "query-status", "id": "\\ud800"}', "a lone surrogate escape"),
+    (b'{"execute": "query-status", "id": "\\uffff"}', "a noncharacter escape (QEMU too)"),
+    (b'{"execute": "query-status", "id": 1, "id": 2}', "a duplicate key"),
+    (b'{"execute": "query-status", "id": {1: 2}}', "a key that is not a string"),
+    (b'{"execute": "query-status", "id": [1 2]}', "no separator in a list"),
+    (b'\xfe\xff garbage', "bytes that are no JSON at all"),
+    (b'{"execute": "query-status", "id": ' + b"[" * 1100 + b"]" * 1100 + b"}",
+     "nesting deeper than 1024"),
+]
+
+# JSON (or QEMU's single-quoted strings): the request runs and its id comes back as sent.
+IS_JSON = [
+    (b"{'execute': 'query-status', 'id': 'single'}", "single"),
+    (b"{'execute': 'query-status', 'id': 'it\\'s \"quoted\"'}", 'it\'s "quoted"'),
+    (b'{"execute": "query-status", "id": "it\\\'s"}', "it's"),
+    (b'{"execute": "query-status", "id": "\\u00e9\\ud83d\\ude00 \xc3\xa9"}', "\u00e9\U0001F600 \u00e9"),
+    (b'{"execute": "query-status", "id": "nul\\u0000in"}', "nul\u0000in"),
+    (b'{"execute": "query-status", "id": 18446744073709551615}', 18446744073709551615),
+    (b'{"execute": "query-status", "id": -9223372036854775808}', -9223372036854775808),
+    (b'{"execute": "query-status", "id": null}', None),
+    (b'{"execute": "query-status", "id": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+     "deep"),
+]
+
+
+def strict_json(vm):
+    """Only JSON is taken, and only JSON comes back."""
+    q = vm.qmp()
+    for i, (req, what) in enumerate(NOT_JSON):
+        q.send_raw(req + b"\n")
+        q.send_raw(b'{"execute": "query-name", "id": "after-%d"}\n' % i)
+        replies = [q.reply()]
+        while replies[-1].get("id") != f"after-{i}":
+            replies.append(q.reply())
+        r, others = replies[0], replies[1:-1]
+        desc = r.get("error", {}).get("desc", "")
+        ok = err_class(r) == "GenericError" and desc.startswith("JSON ")
+        # Nothing ran and nothing was echoed (a second error may follow, as from QEMU).
+        ok = ok and all("error" in x and "id" not in x for x in [r] + others)
+        t.ok(ok, f"not JSON, refused: {what}", replies)
+    for req, want in IS_JSON:
+        q.send_raw(req + b"\n")
+        r = q.reply()
+        if want == "deep":
+            d, v = 0, r.get("id")
+            while isinstance(v, list) and v:
+                d, v = d + 1, v[0]
+            t.ok("return" in r and d == 999, "JSON nested 1000 deep: taken, id echoed", d)
+            continue
+        t.ok("return" in r and "id" in r and r["id"] == want,
+             f"JSON taken, id echoed: {req.decode(errors='replace')[35:75]}", r)
+    # Numbers JSON has but a double does not: echoed as written, never as inf or a rounding.
+    for num in (b"1.5e400", b"-1.5e400", b"18446744073709551616", b"-9223372036854775809",
+                b"1E5", b"0.1e-999"):
+        q.send_raw(b'{"execute": "query-name", "id": ' + num + b'}\n')
+        q.reply()
+        t.ok(q.last_line.rstrip(b"\r").endswith(b'"id":' + num + b"}"), f"id {num.decode()} echoed verbatim",
+             q.last_line)
+    # A name too long for the message, cut inside a UTF-8 sequence: still valid UTF-8 out.
+    name = "x" * 99 + "\u00e9" * 20
+    r = q.cmd(name, id="long")
+    t.ok(err_class(r) == "CommandNotFound" and r.get("id") == "long",
+         "a long non-ASCII command name: the error is still valid JSON", q.last_line[:200])
+    r = q.cmd("query-status\u0000x", id="nul")
+    t.ok(err_class(r) == "CommandNotFound" and "\u0000" in r["error"]["desc"],
+         "a command name with a NUL in it is not found (not cut at the NUL)", r)
+    t.eq(q.cmd("query-status")["return"]["status"], "running", "still running after all that")
+    q.close()
+
+
 def tcp(vm):
     q = vm.qmp()
     t.eq(q.cmd("query-status")["return"]["status"], "running", "tcp: QMP over TCP on loopback")
@@ -357,15 +452,41 @@ SAME_AS_QEMU = [
     (b'{"execute": "stop"}', "return"),
     (b'{"execute": "query-status"}', "return"),
     (b'{"execute": "cont"}', "return"),
+    # Strict JSON: the same refusals (QEMU's parser is strict), the same single quotes.
+    (b'{"execute": "query-status", "id": 1,}', "jsonerr"),
+    (b'{"execute": "query-status", "id": [1,]}', "jsonerr"),
+    (b'{"execute": "query-status", "id": 1} // c', "class"),
+    (b'/* c */ {"execute": "query-status", "id": 1}', "jsonerr"),
+    (b'{"execute": "query-status", "id": NaN}', "jsonerr"),
+    (b'{"execute": "query-status", "id": -Infinity}', "jsonerr"),
+    (b'{"execute": "query-status", "id": 01}', "jsonerr"),
+    (b'{"execute": "query-status", "id": "a\tb"}', "jsonerr"),
+    (b'{"execute": "query-status", "id": "\xff"}', "jsonerr"),
+    (b'{"execute": "query-status", "id": "\xed\xa0\x80"}', "jsonerr"),
+    (b'{"execute": "query-status", "id": "\\ud800"}', "jsonerr"),
+    (b'{"execute": "query-status", "id": 1, "id": 2}', "jsonerr"),
+    (b'{"execute": "query-status", "id": ' + b"[" * 1100 + b"]" * 1100 + b"}", "jsonerr"),
+    (b"{'execute': 'query-name', 'id': 'single \\'quoted\\' \"x\"'}", "id"),
+    (b'{"execute": "query-name", "id": "it\\\'s"}', "id"),
+    (b'{"execute": "query-name\\u0000x"}', "class"),
 ]
 
 
 def answers(q):
     out = []
-    for req, what in SAME_AS_QEMU:
+    for i, (req, what) in enumerate(SAME_AS_QEMU):
+        # A sync request after each: QEMU may answer bad JSON with more than one error.
         q.send_raw(req + b"\n")
-        r = q.reply()
-        if what == "class":
+        q.send_raw(b'{"execute": "query-version", "id": "sync-%d"}\n' % i)
+        replies = [q.reply()]
+        while replies[-1].get("id") != f"sync-{i}":
+            replies.append(q.reply())
+        r = replies[0]
+        if what == "jsonerr":
+            e = r.get("error", {})
+            out.append((e.get("class"), e.get("desc", "").split(",")[0].split(" depth")[0],
+                        "id" in r))
+        elif what == "class":
             out.append(r.get("error", {}).get("class"))
         elif what == "return":
             out.append(r.get("return"))
@@ -400,7 +521,7 @@ def qemu_reference(vm):
         ref = answers(Qmp(path, negotiate=False))
         ours = answers(vm.qmp(negotiate=False))
         for (req, what), a, b in zip(SAME_AS_QEMU, ours, ref):
-            t.ok(a == b, f"same as QEMU: {req.decode()[:60].replace(chr(10), chr(32))} ({what})", f"kestrel {a!r}\nqemu    {b!r}")
+            t.ok(a == b, f"same as QEMU: {req.decode('ascii', 'backslashreplace')[:60].replace(chr(10), chr(32))} ({what})", f"kestrel {a!r}\nqemu    {b!r}")
     finally:
         p.kill()
         p.wait()
@@ -424,6 +545,7 @@ def main():
         queries(vm)
         hmp(vm)
         errors(vm)
+        strict_json(vm)
         qemu_reference(vm)
         run_control(vm)
     finally:

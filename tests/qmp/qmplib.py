@@ -39,6 +39,16 @@ class Tap:
         return 1 if self.failed else 0
 
 
+def _no_constant(name):
+    raise ValueError(f"not JSON: {name}")
+
+
+def strict_json(line):
+    """Parse one line the server sent as strict JSON: UTF-8, no NaN/Infinity. A server that
+    sends anything else fails the test that reads it."""
+    return json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+
+
 class Qmp:
     """A QMP connection: greeting read, optional negotiation, events kept aside."""
 
@@ -63,7 +73,8 @@ class Qmp:
                 raise EOFError("QMP connection closed")
             self.buf += data
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        self.last_line = line
+        return strict_json(line)
 
     def send_raw(self, data):
         self.sock.sendall(data if isinstance(data, bytes) else data.encode())
