@@ -141,6 +141,10 @@ int blk_open(struct blk **out, const char *path, const struct blk_open_opts *opt
 {
 	struct blk_open_opts def = {0};
 	last_error[0] = 0;
+	if (opts && opts->force_share && !opts->readonly) {
+		blk_set_error("%s: force-share (-U) can only be used with read-only opens", path);
+		return -EINVAL;
+	}
 	return open_common(out, path, opts ? opts : &def, 0, NULL);
 }
 
@@ -156,16 +160,19 @@ int blk_open_backing(struct blk *parent, const char *path, enum blk_format fmt,
 	return ret;
 }
 
-int blk_open_file(const char *path, bool readonly, enum blk_cache cache, struct blk **out)
+int blk_open_file(const char *path, const struct blk_open_opts *o, struct blk **out)
 {
-	struct blk_open_opts fo = {.format = BLK_FMT_RAW, .readonly = readonly, .cache = cache};
+	struct blk_open_opts fo = {.format = BLK_FMT_RAW,
+				   .readonly = o->readonly,
+				   .cache = o->cache,
+				   .force_share = o->force_share};
 	struct blk *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->drv = &blk_raw_driver;
 	b->path = strdup(path);
-	b->readonly = readonly;
-	b->cache = cache;
+	b->readonly = o->readonly;
+	b->cache = o->cache;
 	if (!b->path) {
 		free(b);
 		return -ENOMEM;

@@ -1905,7 +1905,7 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o, int depth)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_rwlock_init(&s->io_lock, NULL);
 	b->opaque = s;
-	ret = blk_open_file(b->path, o->readonly, o->cache, &s->file);
+	ret = blk_open_file(b->path, o, &s->file);
 	if (ret < 0)
 		goto err;
 	s->file_end = blk_raw_file_length(s->file);
@@ -2186,7 +2186,7 @@ static int qcow2_create(const char *path, const struct blk_create_opts *o)
 	ret = blk_raw_driver.create(path, &(struct blk_create_opts){.format = BLK_FMT_RAW});
 	if (ret == 0) {
 		struct blk *f;
-		ret = blk_open_file(path, false, BLK_CACHE_WRITEBACK, &f);
+		ret = blk_open_file(path, &(struct blk_open_opts){0}, &f);
 		if (ret == 0) {
 			ret = blk_raw_driver.pwrite(f, 0, buf, total * cs);
 			if (ret == 0)

@@ -4,7 +4,18 @@
  * (read-modify-write for writes). The alignment O_DIRECT needs comes from statx(2)
  * STATX_DIOALIGN (Linux 6.1), else 4096, which every device accepts. Holes are found with
  * SEEK_DATA/SEEK_HOLE (lseek(2)) and made with fallocate(2) PUNCH_HOLE. The fd is also handed to
- * block/aio.c, which reads and writes it through io_uring. */
+ * block/aio.c, which reads and writes it through io_uring.
+ *
+ * Image locking, compatible with QEMU's (its block/file-posix.c describes the scheme): the
+ * open file description holds OFD read locks on single bytes of the file, byte 100 + i for
+ * each permission i it uses and byte 200 + i for each permission it does not let others
+ * have; permissions are bit 0 consistent read, 1 write, 2 write unchanged, 3 resize. An
+ * open first takes its bytes, then looks (F_OFD_GETLK) for another holder of 200 + i for
+ * a permission it uses, or of 100 + i for one it does not share: either is a conflict and
+ * the open fails with -EAGAIN. A reader uses read and shares neither write nor resize (as
+ * qemu-img info); a writer uses read, write and resize and shares neither (as a running
+ * QEMU); a force-share (-U) reader only uses read. File systems without OFD locks go
+ * without. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -21,6 +32,65 @@
 #include "block/driver.h"
 
 #define RAW_DIRECT_ALIGN 4096u /* when the kernel does not say */
+
+#define LOCK_PERM_BASE	 100
+#define LOCK_SHARED_BASE 200
+#define PERM_READ	 1u /* consistent read */
+#define PERM_WRITE	 2u
+#define PERM_RESIZE	 8u
+#define PERM_BITS	 4
+
+static const char *const perm_name[PERM_BITS] = {"consistent read", "write", "write unchanged",
+						 "resize"};
+
+static int lock_byte(int fd, off_t byte)
+{
+	struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* 1 if another open file description holds a lock on BYTE, 0 if not, or -errno. */
+static int byte_held(int fd, off_t byte)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return -errno;
+	return fl.l_type != F_UNLCK;
+}
+
+/* Takes FD's image locks (see the top of the file); -EAGAIN with a message on a conflict. */
+static int image_lock(int fd, const char *path, bool readonly, bool share)
+{
+	unsigned perm = readonly ? PERM_READ : PERM_READ | PERM_WRITE | PERM_RESIZE;
+	unsigned unshared = share ? 0 : PERM_WRITE | PERM_RESIZE;
+	int ret = 0;
+	for (int i = 0; i < PERM_BITS && ret == 0; i++) {
+		if (perm & (1u << i))
+			ret = lock_byte(fd, LOCK_PERM_BASE + i);
+		if (ret == 0 && (unshared & (1u << i)))
+			ret = lock_byte(fd, LOCK_SHARED_BASE + i);
+	}
+	if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK) {
+		log_debug("%s: no OFD locks on this file system (%s): not locked", path,
+			  strerror(-ret));
+		return 0;
+	}
+	for (int i = 0; i < PERM_BITS && ret == 0; i++) {
+		const char *shared = NULL;
+		if ((perm & (1u << i)) && byte_held(fd, LOCK_SHARED_BASE + i) > 0)
+			shared = "";
+		else if ((unshared & (1u << i)) && byte_held(fd, LOCK_PERM_BASE + i) > 0)
+			shared = "shared ";
+		if (!shared)
+			continue;
+		blk_set_error("%s: failed to get %s\"%s\" lock: is another process (a running VM, "
+			      "qemu-img) using the image?%s",
+			      path, shared, perm_name[i],
+			      readonly && !share ? " (-U reads it anyway)" : "");
+		ret = -EAGAIN;
+	}
+	return ret;
+}
 
 struct raw {
 	int fd;
@@ -283,6 +353,11 @@ static int raw_open(struct blk *b, const struct blk_open_opts *o, int depth)
 		blk_set_error("%s: cannot open: %s", b->path, strerror(e));
 		return -e;
 	}
+	int ret = image_lock(fd, b->path, o->readonly, o->force_share);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
 	struct raw *r = calloc(1, sizeof(*r));
 	if (!r) {
 		close(fd);
@@ -319,14 +394,15 @@ static int raw_create(const char *path, const struct blk_create_opts *o)
 		blk_set_error("%s: raw images cannot have a backing file", path);
 		return -EINVAL;
 	}
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* Not O_TRUNC: an image someone holds must not be emptied under them. */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		int e = errno;
 		blk_set_error("%s: cannot create: %s", path, strerror(e));
 		return -e;
 	}
-	int ret = 0;
-	if (ftruncate(fd, (off_t)o->size) < 0) {
+	int ret = image_lock(fd, path, false, false);
+	if (ret == 0 && (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)o->size) < 0)) {
 		ret = -errno;
 		blk_set_error("%s: cannot set size: %s", path, strerror(-ret));
 	}

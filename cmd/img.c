@@ -42,23 +42,28 @@ static int fail_blk(const char *what, const char *path, int err)
 
 static void img_usage(FILE *out)
 {
-	fprintf(out, "Usage: kestrel img COMMAND [OPTIONS]\n"
-		     "\n"
-		     "  create [-f qcow2|raw] [-b BACKING [-F FMT]] [-o OPTS] FILE SIZE\n"
-		     "         OPTS: cluster_size=N,compression_type=zlib|zstd,refcount_bits=N,\n"
-		     "               compat=0.10|1.1,lazy_refcounts=on|off\n"
-		     "  info [-f FMT] [--output human|json] [--backing-chain] FILE\n"
-		     "  check [-f FMT] [-r leaks|all] [--output human|json] FILE\n"
-		     "  resize [-f FMT] [--shrink] FILE [+|-]SIZE\n"
-		     "  map [-f FMT] [--output human|json] FILE\n"
-		     "  snapshot [-l | -c NAME | -a NAME | -d NAME] FILE\n"
-		     "  commit [-f FMT] [-d] FILE         write FILE's data into its backing file\n"
-		     "  rebase [-f FMT] [-u] -b BACKING [-F FMT] FILE\n"
-		     "  convert [-p] [-f FMT] [-O FMT] [-c] [-S SIZE] [-o OPTS] [-t CACHE] IN OUT\n"
-		     "  bench [-f FMT] [-w] [-c COUNT] [-s BUFSIZE] [-t CACHE] FILE\n"
-		     "\n"
-		     "SIZE takes K, M, G, T suffixes (powers of 1024). CACHE is writeback, none or "
-		     "unsafe.\n");
+	fprintf(out,
+		"Usage: kestrel img COMMAND [OPTIONS]\n"
+		"\n"
+		"  create [-f qcow2|raw] [-b BACKING [-F FMT]] [-o OPTS] FILE SIZE\n"
+		"         OPTS: cluster_size=N,compression_type=zlib|zstd,refcount_bits=N,\n"
+		"               compat=0.10|1.1,lazy_refcounts=on|off\n"
+		"  info [-f FMT] [-U] [--output human|json] [--backing-chain] FILE\n"
+		"  check [-f FMT] [-U] [-r leaks|all] [--output human|json] FILE\n"
+		"  resize [-f FMT] [--shrink] FILE [+|-]SIZE\n"
+		"  map [-f FMT] [-U] [--output human|json] FILE\n"
+		"  compare [-f FMT] [-F FMT] [-U] [-q] FILE1 FILE2\n"
+		"  snapshot [-l | -c NAME | -a NAME | -d NAME] FILE\n"
+		"  commit [-f FMT] [-d] FILE         write FILE's data into its backing file\n"
+		"  rebase [-f FMT] [-u] -b BACKING [-F FMT] FILE\n"
+		"  convert [-p] [-f FMT] [-O FMT] [-c] [-S SIZE] [-o OPTS] [-t CACHE] [-U] IN OUT\n"
+		"  bench [-f FMT] [-w] [-c COUNT] [-s BUFSIZE] [-t CACHE] FILE\n"
+		"\n"
+		"SIZE takes K, M, G, T suffixes (powers of 1024). CACHE is writeback, none or "
+		"unsafe.\n"
+		"Images are locked as QEMU locks them: a command that writes is refused while\n"
+		"anyone else (a running VM, qemu-img) has the image open, one that reads while\n"
+		"anyone writes it; -U (--force-share) reads an image in use anyway.\n");
 }
 
 static int parse_fmt(const char *s, enum blk_format *f)
@@ -322,12 +327,16 @@ static int img_info(int argc, char **argv)
 	bool json = false, chain = false;
 	static const struct option lo[] = {{"output", required_argument, NULL, 'O'},
 					   {"backing-chain", no_argument, NULL, 'B'},
+					   {"force-share", no_argument, NULL, 'U'},
 					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:Uh", lo, NULL)) != -1) {
 		switch (c) {
+		case 'U':
+			oo.force_share = true;
+			break;
 		case 'f':
 			if (parse_fmt(optarg, &oo.format))
 				return 1;
@@ -428,11 +437,15 @@ static int img_check(int argc, char **argv)
 	unsigned fix = 0;
 	bool json = false;
 	static const struct option lo[] = {{"output", required_argument, NULL, 'O'},
+					   {"force-share", no_argument, NULL, 'U'},
 					   {NULL, 0, NULL, 0}};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:r:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:r:Uh", lo, NULL)) != -1) {
 		switch (c) {
+		case 'U':
+			oo.force_share = true;
+			break;
 		case 'f':
 			if (parse_fmt(optarg, &oo.format))
 				return 1;
@@ -456,6 +469,8 @@ static int img_check(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return fail("check: missing FILE");
+	if (oo.force_share && !oo.readonly)
+		return fail("check: -U (force-share) cannot be used with -r (a repair writes)");
 	const char *path = argv[optind];
 	struct blk *b;
 	int ret = blk_open(&b, path, &oo);
@@ -658,11 +673,15 @@ static int img_map(int argc, char **argv)
 	struct blk_open_opts oo = {.readonly = true};
 	bool json = false;
 	static const struct option lo[] = {{"output", required_argument, NULL, 'O'},
+					   {"force-share", no_argument, NULL, 'U'},
 					   {NULL, 0, NULL, 0}};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:Uh", lo, NULL)) != -1) {
 		switch (c) {
+		case 'U':
+			oo.force_share = true;
+			break;
 		case 'f':
 			if (parse_fmt(optarg, &oo.format))
 				return 1;
@@ -1174,8 +1193,13 @@ static int img_convert(int argc, char **argv)
 	struct progress pr = {0};
 	int c;
 	optind = 1;
-	while ((c = getopt(argc, argv, "pf:O:cS:o:t:h")) != -1) {
+	static const struct option lo[] = {{"force-share", no_argument, NULL, 'U'},
+					   {NULL, 0, NULL, 0}};
+	while ((c = getopt_long(argc, argv, "pf:O:cS:o:t:Uh", lo, NULL)) != -1) {
 		switch (c) {
+		case 'U':
+			io.force_share = true;
+			break;
 		case 'p':
 			pr.on = true;
 			break;
@@ -1264,6 +1288,132 @@ out:
 	return ret < 0 ? 1 : 0;
 }
 
+/* ---- compare ---- */
+
+/* Reports the first byte where A and B differ in [off, off+n), or n. */
+static uint64_t first_difference(const uint8_t *a, const uint8_t *b, uint64_t n)
+{
+	for (uint64_t k = 0; k < n; k += 4096) {
+		uint64_t len = n - k < 4096 ? n - k : 4096;
+		if (memcmp(a + k, b + k, len))
+			for (uint64_t j = k; j < k + len; j++)
+				if (a[j] != b[j])
+					return j;
+	}
+	return n;
+}
+
+/* Compares [off, end) of A with B (or with zeros when B is NULL): 1 and the sector (512
+ * bytes, as qemu-img reports it) of the first difference in *diff if they differ, 0 if not,
+ * or -errno. */
+static int compare_range(struct blk *a, struct blk *b, uint64_t off, uint64_t end, uint8_t *ba,
+			 uint8_t *bb, uint64_t *diff)
+{
+	while (off < end) {
+		uint64_t n = end - off < CONVERT_CHUNK ? end - off : CONVERT_CHUNK;
+		struct blk_status sa, sb = {.flags = BLK_STATUS_ZERO, .len = n};
+		int ret = blk_chain_status(a, off, n, &sa);
+		if (ret == 0 && b)
+			ret = blk_chain_status(b, off, n, &sb);
+		if (ret < 0)
+			return ret;
+		n = sa.len < sb.len ? sa.len : sb.len;
+		if (!((sa.flags & sb.flags) & BLK_STATUS_ZERO)) {
+			ret = blk_pread(a, off, ba, n);
+			if (ret == 0 && b)
+				ret = blk_pread(b, off, bb, n);
+			else if (ret == 0)
+				memset(bb, 0, n);
+			if (ret < 0)
+				return ret;
+			uint64_t k = first_difference(ba, bb, n);
+			if (k < n) {
+				*diff = (off + k) & ~511ull;
+				return 1;
+			}
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/* Exit codes as qemu-img compare: 0 identical, 1 different, 2 error. */
+static int img_compare(int argc, char **argv)
+{
+	struct blk_open_opts o1 = {.readonly = true}, o2 = {.readonly = true};
+	bool quiet = false;
+	static const struct option lo[] = {{"force-share", no_argument, NULL, 'U'},
+					   {NULL, 0, NULL, 0}};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:F:Uqh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (parse_fmt(optarg, &o1.format))
+				return 2;
+			break;
+		case 'F':
+			if (parse_fmt(optarg, &o2.format))
+				return 2;
+			break;
+		case 'U':
+			o1.force_share = o2.force_share = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		default:
+			img_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind + 2 != argc) {
+		fail("compare: usage: compare [options] FILE1 FILE2");
+		return 2;
+	}
+	const char *p1 = argv[optind], *p2 = argv[optind + 1];
+	struct blk *a, *b;
+	int ret = blk_open(&a, p1, &o1);
+	if (ret < 0) {
+		fail_blk("compare", p1, ret);
+		return 2;
+	}
+	ret = blk_open(&b, p2, &o2);
+	if (ret < 0) {
+		fail_blk("compare", p2, ret);
+		blk_close(a);
+		return 2;
+	}
+	uint64_t s1 = blk_size(a), s2 = blk_size(b), common = s1 < s2 ? s1 : s2, diff = 0;
+	uint8_t *ba = malloc(CONVERT_CHUNK), *bb = malloc(CONVERT_CHUNK);
+	ret = ba && bb ? compare_range(a, b, 0, common, ba, bb, &diff) : -ENOMEM;
+	if (ret == 0 && s1 != s2) {
+		/* As qemu-img: the longer image's tail must read as zeros. */
+		if (!quiet)
+			printf("Warning: Image size mismatch!\n");
+		ret =
+		    compare_range(s1 > s2 ? a : b, NULL, common, s1 > s2 ? s1 : s2, ba, bb, &diff);
+	}
+	free(ba);
+	free(bb);
+	int rc;
+	if (ret < 0) {
+		fail_blk("compare", p1, ret);
+		rc = 2;
+	} else if (ret == 1) {
+		if (!quiet)
+			printf("Content mismatch at offset %" PRIu64 "!\n", diff);
+		rc = 1;
+	} else {
+		if (!quiet)
+			printf("Images are identical.\n");
+		rc = 0;
+	}
+	blk_close(b);
+	blk_close(a);
+	return rc;
+}
+
 /* ---- bench ---- */
 
 static int img_bench(int argc, char **argv)
@@ -1346,10 +1496,10 @@ int cmd_img(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} subs[] = {
-	    {"create", img_create}, {"info", img_info},	    {"check", img_check},
-	    {"resize", img_resize}, {"map", img_map},	    {"snapshot", img_snapshot},
-	    {"commit", img_commit}, {"rebase", img_rebase}, {"convert", img_convert},
-	    {"bench", img_bench},
+	    {"create", img_create},   {"info", img_info},     {"check", img_check},
+	    {"resize", img_resize},   {"map", img_map},	      {"snapshot", img_snapshot},
+	    {"commit", img_commit},   {"rebase", img_rebase}, {"convert", img_convert},
+	    {"compare", img_compare}, {"bench", img_bench},
 	};
 	if (argc < 2) {
 		img_usage(stderr);

@@ -32,6 +32,12 @@ struct blk_open_opts {
 	/* Opened for `img check`: an image marked corrupt opens writable for repair (the flag
 	 * is cleared once a repair leaves no corruption). */
 	bool check;
+	/* Image locks (QEMU's scheme, see block/raw.c): every open takes OFD byte-range locks
+	 * on the image file and its backing files, and is refused with -EAGAIN when another
+	 * process (Kestrel, QEMU, qemu-img) holds the image in a conflicting way: a writer
+	 * excludes every other user but -U readers. force_share (qemu-img -U, read-only
+	 * opens only) reads an image someone else is writing. */
+	bool force_share;
 };
 
 struct blk;

@@ -73,8 +73,9 @@ extern const struct blk_driver blk_qcow2_driver;
 /* Opens PATH as a backing file (read-only) below PARENT; checks depth and loops. */
 int blk_open_backing(struct blk *parent, const char *path, enum blk_format fmt,
 		     const struct blk_open_opts *o, struct blk **out);
-/* Opens the raw file under a format driver (qcow2's "file" child). */
-int blk_open_file(const char *path, bool readonly, enum blk_cache cache, struct blk **out);
+/* Opens the raw file under a format driver (qcow2's "file" child) with O's readonly,
+ * cache and force_share. */
+int blk_open_file(const char *path, const struct blk_open_opts *o, struct blk **out);
 /* Raw file helpers used by format drivers. */
 uint64_t blk_raw_file_length(struct blk *b);
 uint64_t blk_raw_allocated(struct blk *b);
