@@ -46,6 +46,10 @@ static void run_usage(FILE *out)
 	    "  --console stdio|none|file:PATH\n"
 	    "                         where the serial console goes (default stdio)\n"
 	    "  --no-reboot            exit when the guest reboots instead of resetting it\n"
+	    "  -S, --paused           start with the vCPUs stopped (status prelaunch) until the\n"
+	    "                         QMP 'cont'\n"
+	    "  --no-shutdown          a guest poweroff stops the VM (status shutdown) instead of\n"
+	    "                         exiting: 'system_reset' then 'cont' boots it again\n"
 	    "  --debug-exit           a write of V to port 0xf4 exits with code (V << 1) | 1\n"
 	    "  --name NAME            a name for the VM (shown by the monitor)\n"
 	    "  --uuid UUID            the VM's UUID (SMBIOS system UUID, query-uuid)\n"
@@ -104,6 +108,7 @@ enum {
 	OPT_UUID,
 	OPT_NET,
 	OPT_DAEMONIZE,
+	OPT_NO_SHUTDOWN,
 	OPT_PIDFILE,
 };
 
@@ -119,6 +124,8 @@ static const struct option run_options[] = {
     {"accel", required_argument, NULL, OPT_ACCEL},
     {"console", required_argument, NULL, OPT_CONSOLE},
     {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+    {"no-shutdown", no_argument, NULL, OPT_NO_SHUTDOWN},
+    {"paused", no_argument, NULL, 'S'},
     {"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
     {"name", required_argument, NULL, OPT_NAME},
     {"qmp", required_argument, NULL, OPT_QMP},
@@ -279,7 +286,7 @@ int cmd_run(int argc, char **argv)
 
 	opterr = 0; /* we print our own messages */
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":hvd:", run_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":hvSd:", run_options, NULL)) != -1) {
 		int bad = 0;
 		switch (opt) {
 		case OPT_KERNEL:
@@ -305,6 +312,12 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_NO_REBOOT:
 			cfg.no_reboot = true;
+			break;
+		case OPT_NO_SHUTDOWN:
+			cfg.no_shutdown = true;
+			break;
+		case 'S':
+			cfg.start_paused = true;
 			break;
 		case OPT_DEBUG_EXIT:
 			cfg.debug_exit = true;

@@ -310,6 +310,8 @@ static void take_requests(struct virtio_blk *vb)
 /* Lock held. */
 static void service(struct virtio_blk *vb)
 {
+	if (vb->paused)
+		return; /* the doorbell is remembered: resume kicks the iothread */
 	if (!atomic_load(&vb->hold_completions))
 		blk_aio_poll(vb->aio);
 	take_requests(vb);
@@ -329,6 +331,31 @@ void virtio_blk_drain(struct virtio_blk *vb)
 	for (unsigned q = 0; q < vb->vp.vdev.num_queues; q++)
 		signal_queue(vb, q);
 	pthread_mutex_unlock(&vb->vp.vdev.lock);
+}
+
+void virtio_blk_pause(struct virtio_blk *vb)
+{
+	pthread_mutex_lock(&vb->vp.vdev.lock);
+	vb->paused = true;
+	unsigned n = blk_aio_inflight(vb->aio);
+	blk_aio_drain(vb->aio);
+	for (unsigned q = 0; q < vb->vp.vdev.num_queues; q++)
+		signal_queue(vb, q);
+	pthread_mutex_unlock(&vb->vp.vdev.lock);
+	if (n)
+		log_debug("%s: pause answered %u requests in flight", vb->name, n);
+}
+
+void virtio_blk_resume(struct virtio_blk *vb)
+{
+	pthread_mutex_lock(&vb->vp.vdev.lock);
+	vb->paused = false;
+	pthread_mutex_unlock(&vb->vp.vdev.lock);
+	/* Doorbells rung while paused were read and dropped by the iothread: serve every
+	 * queue now. */
+	uint64_t one = 1;
+	if (write(vb->kick_fd, &one, sizeof(one)) < 0)
+		log_warn("%s: cannot kick the iothread: %s", vb->name, strerror(errno));
 }
 
 static void *iothread(void *arg)

@@ -109,6 +109,8 @@ static int rx_locked(struct virtio_net *vn, struct virtio_net_hdr *hdr, const ui
 	struct virtio_dev *vd = &vn->vp.vdev;
 	struct virtqueue *vq = &vd->vqs[VIRTIO_NET_RX];
 	const struct vq_elem *e = &vn->elem;
+	if (vn->paused)
+		return 0; /* kept by the backend until resume kicks it */
 	if (!virtio_dev_running(vd) || !vq->enabled) {
 		vn->rx_dropped++; /* no driver: the frame is lost, as on a link that is down */
 		return 1;
@@ -207,9 +209,24 @@ static void net_kick(void *opaque)
 	struct virtio_net *vn = opaque;
 	struct virtio_dev *vd = &vn->vp.vdev;
 	pthread_mutex_lock(&vd->lock);
-	if (virtio_dev_running(vd))
+	if (virtio_dev_running(vd) && !vn->paused)
 		tx(vn);
 	pthread_mutex_unlock(&vd->lock);
+}
+
+void virtio_net_pause(struct virtio_net *vn)
+{
+	pthread_mutex_lock(&vn->vp.vdev.lock);
+	vn->paused = true;
+	pthread_mutex_unlock(&vn->vp.vdev.lock);
+}
+
+void virtio_net_resume(struct virtio_net *vn)
+{
+	pthread_mutex_lock(&vn->vp.vdev.lock);
+	vn->paused = false;
+	pthread_mutex_unlock(&vn->vp.vdev.lock);
+	net_backend_kick(vn->nb); /* transmit what waits; kept frames go first */
 }
 
 /* --- virtio_dev_ops ------------------------------------------------------------------------ */

@@ -145,11 +145,28 @@ static void set_input_paused(struct console *c, bool paused)
  * takes it; the rest waits for console_input_space(). */
 static void pump(struct console *c)
 {
+	if (c->vm_paused) {
+		/* Nothing reaches the guest; stdin is still read (Ctrl-a x) while there is room. */
+		set_input_paused(c, c->pending_len == sizeof(c->pending));
+		return;
+	}
 	size_t n = c->to_hvc ? c->hvc_input(c->hvc_opaque, c->pending, c->pending_len)
 			     : serial8250_receive(c->uart, c->pending, c->pending_len);
 	memmove(c->pending, c->pending + n, c->pending_len - n);
 	c->pending_len -= n;
 	set_input_paused(c, c->pending_len > 0);
+}
+
+void console_pause(struct console *c)
+{
+	c->vm_paused = true;
+}
+
+void console_resume(struct console *c)
+{
+	c->vm_paused = false;
+	if (c->uart)
+		pump(c);
 }
 
 static void print_help(struct console *c)

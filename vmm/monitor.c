@@ -40,7 +40,8 @@ void monitor_vm_stop(struct vm *vm)
 
 void monitor_vm_cont(struct vm *vm)
 {
-	if (vm->state != VM_STATE_PAUSED)
+	/* From "paused", and from "prelaunch" (-S, or after a reset of a shut-down VM). */
+	if (vm->state != VM_STATE_PAUSED && vm->state != VM_STATE_PRELAUNCH)
 		return;
 	vm_resume(vm);
 	qmp_emit_event(vm->qmp, "RESUME", NULL);

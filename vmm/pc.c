@@ -321,6 +321,31 @@ void pc_machine_reset(struct vm *vm)
 	pci_host_reset(&vm->pci);
 }
 
+/* The VM stops: the devices that work outside the vCPU threads (disk iothreads, network
+ * threads, console input) stop touching guest memory and raising interrupts. virtio-rng and
+ * virtio-console's output work on the vCPU threads, which are parked already. */
+void pc_machine_pause(struct vm *vm)
+{
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+		if (vm->blk[i])
+			virtio_blk_pause(vm->blk[i]);
+	for (unsigned i = 0; i < VM_MAX_NICS; i++)
+		if (vm->net[i])
+			virtio_net_pause(vm->net[i]);
+	console_pause(&vm->console);
+}
+
+void pc_machine_resume(struct vm *vm)
+{
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+		if (vm->blk[i])
+			virtio_blk_resume(vm->blk[i]);
+	for (unsigned i = 0; i < VM_MAX_NICS; i++)
+		if (vm->net[i])
+			virtio_net_resume(vm->net[i]);
+	console_resume(&vm->console);
+}
+
 void pc_machine_destroy(struct vm *vm)
 {
 	for (unsigned i = 0; i < VM_MAX_NICS; i++) {

@@ -92,8 +92,8 @@ static struct json_object *cmd_stop(struct qmp_ctx *c, struct json_object *args)
 
 static struct json_object *cmd_cont(struct qmp_ctx *c, struct json_object *args)
 {
-	if (c->vm->state == VM_STATE_SHUTDOWN) {
-		qmp_error(c, "GenericError", "The VM has shut down");
+	if (c->vm->state == VM_STATE_SHUTDOWN) { /* --no-shutdown: system_reset first */
+		qmp_error(c, "GenericError", "Resetting the Virtual Machine is required");
 		return NULL;
 	}
 	monitor_vm_cont(c->vm);

@@ -198,6 +198,23 @@ void vm_request_host(struct vm *vm, enum vm_request req, int exit_code, const ch
 	}
 }
 
+/* The vCPUs are parked (or gone): guest time stands still and the devices stop. */
+static void quiesce(struct vm *vm)
+{
+	vclock_pause(&vm->clock);
+	if (vm->accel.ops && vm->accel.ops->clock_pause)
+		vm->accel.ops->clock_pause(&vm->accel);
+	pc_machine_pause(vm);
+}
+
+static void unquiesce(struct vm *vm)
+{
+	vclock_resume(&vm->clock);
+	if (vm->accel.ops && vm->accel.ops->clock_resume)
+		vm->accel.ops->clock_resume(&vm->accel);
+	pc_machine_resume(vm);
+}
+
 void vm_pause(struct vm *vm)
 {
 	if (vm->state != VM_STATE_RUNNING)
@@ -218,19 +235,15 @@ void vm_pause(struct vm *vm)
 		pthread_mutex_lock(&vm->run_lock);
 	}
 	pthread_mutex_unlock(&vm->run_lock);
-	vclock_pause(&vm->clock);
-	if (vm->accel.ops && vm->accel.ops->clock_pause)
-		vm->accel.ops->clock_pause(&vm->accel);
+	quiesce(vm);
 	vm->state = VM_STATE_PAUSED;
 }
 
 void vm_resume(struct vm *vm)
 {
-	if (vm->state != VM_STATE_PAUSED)
+	if (vm->state != VM_STATE_PAUSED && vm->state != VM_STATE_PRELAUNCH)
 		return;
-	vclock_resume(&vm->clock);
-	if (vm->accel.ops && vm->accel.ops->clock_resume)
-		vm->accel.ops->clock_resume(&vm->accel);
+	unquiesce(vm);
 	pthread_mutex_lock(&vm->run_lock);
 	atomic_store(&vm->pause_vcpus, false);
 	pthread_cond_broadcast(&vm->run_cond);
@@ -336,6 +349,23 @@ static int vm_reset(struct vm *vm)
 
 /* --- main thread ------------------------------------------------------------------------- */
 
+/* --no-shutdown: the vCPUs were told to stop by the request; the VM stays, stopped, with
+ * status "shutdown" until system_reset (then "prelaunch") and cont, or quit. As QEMU, a
+ * STOP event follows the SHUTDOWN one. */
+static void stay_shut_down(struct vm *vm)
+{
+	bool was_running = vm->state == VM_STATE_RUNNING;
+	stop_vcpus(vm);
+	atomic_store(&vm->pause_vcpus, true); /* the vCPUs a reset starts wait for cont */
+	if (was_running)
+		quiesce(vm);
+	vm->state = VM_STATE_SHUTDOWN;
+	/* Only now: system_reset and quit must be able to post theirs. */
+	atomic_store(&vm->request, VM_REQ_NONE);
+	if (was_running)
+		qmp_emit_event(vm->qmp, "STOP", NULL);
+}
+
 static void on_request(struct vm *vm)
 {
 	int req = atomic_load(&vm->request);
@@ -349,12 +379,15 @@ static void on_request(struct vm *vm)
 		/* fall through */
 	case VM_REQ_RESET:
 		reason = reason ? reason : "guest-reset";
-		if (vm->cfg.no_reboot) {
+		/* A VM stopped by --no-shutdown leaves that state only through a reset. */
+		if (vm->cfg.no_reboot && vm->state != VM_STATE_SHUTDOWN) {
 			vm->exit_code = 0;
 			break;
 		}
 		if (vm_reset(vm) == 0) {
 			qmp_emit_shutdown(vm->qmp, "RESET", guest, reason);
+			if (vm->state == VM_STATE_SHUTDOWN)
+				vm->state = VM_STATE_PRELAUNCH; /* as QEMU: cont starts it */
 			return;
 		}
 		vm->exit_code = 1;
@@ -372,6 +405,13 @@ static void on_request(struct vm *vm)
 		break;
 	}
 	qmp_emit_shutdown(vm->qmp, "SHUTDOWN", guest, reason);
+	/* --no-shutdown: what the guest did (poweroff, or a reboot that --no-reboot made one)
+	 * stops the VM; the host's quit, a signal or an error still end it. */
+	if (vm->cfg.no_shutdown &&
+	    (req == VM_REQ_POWEROFF || req == VM_REQ_RESET || req == VM_REQ_TRIPLE_FAULT)) {
+		stay_shut_down(vm);
+		return;
+	}
 	vm->state = VM_STATE_SHUTDOWN;
 	event_loop_stop(&vm->loop);
 }
@@ -427,7 +467,14 @@ int vm_run(struct vm *vm)
 		log_error("cannot set up the event loop");
 		return 1;
 	}
-	vm->state = VM_STATE_RUNNING;
+	if (vm->cfg.start_paused) {
+		/* -S: the vCPU threads start parked, guest time and devices stopped. */
+		atomic_store(&vm->pause_vcpus, true);
+		quiesce(vm);
+		vm->state = VM_STATE_PRELAUNCH;
+	} else {
+		vm->state = VM_STATE_RUNNING;
+	}
 	if (start_vcpus(vm)) {
 		stop_vcpus(vm);
 		return 1;

@@ -76,8 +76,9 @@ struct virtio_blk {
 	bool thread_started;
 	atomic_bool stop;
 	struct blk_aio *aio;
-	struct virtio_blk_req *free_reqs;	     /* recycled request slots */
-	bool quiescing;				     /* reset: completions are dropped */
+	struct virtio_blk_req *free_reqs; /* recycled request slots */
+	bool quiescing;			  /* reset: completions are dropped */
+	bool paused; /* the VM is stopped: no request is taken until resume (lock held) */
 	unsigned unsignalled[VIRTIO_BLK_MAX_QUEUES]; /* used entries since the last interrupt */
 	/* Tests: the iothread leaves completions waiting (to reset with requests in flight). */
 	atomic_bool hold_completions;
@@ -98,5 +99,10 @@ void virtio_blk_process(struct virtio_blk *vb);
  * state, say: the saved rings then hold no request the device has taken but not answered;
  * the vCPUs must be stopped so that no new ones come). */
 void virtio_blk_drain(struct virtio_blk *vb);
+/* The VM stops (main thread, vCPUs parked): the requests in flight are answered now, and none
+ * is taken from the rings until virtio_blk_resume(), which then serves what was posted
+ * meanwhile. Between the two the device neither touches guest memory nor interrupts. */
+void virtio_blk_pause(struct virtio_blk *vb);
+void virtio_blk_resume(struct virtio_blk *vb);
 
 #endif

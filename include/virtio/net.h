@@ -73,6 +73,7 @@ struct virtio_net {
 		uint32_t len;
 	} rx_used[VQ_MAX_SIZE]; /* chains one received frame filled, published together */
 	uint64_t tx_frames, tx_bytes, rx_frames, rx_bytes, rx_dropped, tx_dropped;
+	bool paused; /* the VM is stopped: no transmit, received frames wait in the backend */
 };
 
 /* Build the PCI function around the backend `nb` (taken over: destroyed with the device, or
@@ -81,6 +82,11 @@ struct virtio_net {
 int virtio_net_init(struct virtio_net *vn, struct net_backend *nb, const uint8_t *mac,
 		    unsigned index, const struct guest_mem *gm, struct error *err)
     __attribute__((warn_unused_result));
+/* The VM stops / goes on (main thread): while paused the device sends nothing and fills no
+ * receive buffer (frames stay in the backend, which stops reading its host side once one
+ * waits); resume sends what the guest queued and delivers what waited. */
+void virtio_net_pause(struct virtio_net *vn);
+void virtio_net_resume(struct virtio_net *vn);
 /* Stops the backend's thread first, then takes the function down. */
 void virtio_net_destroy(struct virtio_net *vn);
 

@@ -28,6 +28,7 @@ struct console {
 	uint8_t pending[256]; /* input the UART had no room for yet */
 	size_t pending_len;
 	bool in_paused;	 /* stdin polling paused until the UART has room */
+	bool vm_paused;	 /* the VM is stopped: input waits in pending (Ctrl-a still works) */
 	int rx_space_fd; /* eventfd the UART's rx_space callback writes */
 	struct serial8250 *uart;
 	struct event_loop *loop;
@@ -52,6 +53,9 @@ void console_set_hvc(struct console *c,
 		     bool to_hvc);
 /* The current input sink has room again (any thread): pending input is offered again. */
 void console_input_space(struct console *c);
+/* The VM stops / goes on (main thread): input is held in pending meanwhile, then delivered. */
+void console_pause(struct console *c);
+void console_resume(struct console *c);
 /* Restore the terminal; idempotent, also done at exit and on fatal signals. */
 void console_restore(struct console *c);
 void console_close(struct console *c);

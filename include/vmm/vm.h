@@ -44,6 +44,8 @@ struct vm_config {
 	uint64_t mem_size;
 	unsigned nr_cpus;
 	bool no_reboot;
+	bool start_paused; /* -S: vCPUs parked, status "prelaunch" until cont */
+	bool no_shutdown;  /* a guest poweroff stops the VM ("shutdown") instead of exiting */
 	bool debug_exit;
 	enum accel_kind accel;
 	struct console_config console;
@@ -136,7 +138,9 @@ void vm_destroy(struct vm *vm);
 void vm_request(struct vm *vm, enum vm_request req, int exit_code);
 /* The same on the host's behalf; reason is QMP's ShutdownCause ("host-qmp-quit", ...). */
 void vm_request_host(struct vm *vm, enum vm_request req, int exit_code, const char *reason);
-/* Main thread only. */
+/* Main thread only. Pause parks the vCPUs, stops guest time and quiesces the devices (between
+ * pause and resume nothing touches guest memory or raises an interrupt); resume starts a
+ * paused VM or one created with start_paused ("prelaunch"). */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 
@@ -145,6 +149,9 @@ int pc_machine_create(struct vm *vm, struct error *err);
 /* Load firmware tables and the kernel into freshly zeroed RAM; sets the boot vCPU state. */
 int pc_machine_load(struct vm *vm, struct boot_cpu_state *st, struct error *err);
 void pc_machine_reset(struct vm *vm);
+/* The VM stops / goes on (main thread, vCPUs parked): the devices' pause hooks. */
+void pc_machine_pause(struct vm *vm);
+void pc_machine_resume(struct vm *vm);
 /* The accelerator's VM exists (boot, and after each reset): bind the devices' interrupts to
  * its irqfds. */
 void pc_machine_accel_ready(struct vm *vm);
