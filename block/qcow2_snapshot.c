@@ -101,8 +101,7 @@ int qcow2_read_snapshots(struct qcow2 *s)
 			return ret;
 		if (sn->extra_size >= 16)
 			sn->disk_size = be64_load(sn->extra + 8);
-		if (sn->extra_size >= 24)
-			sn->icount = be64_load(sn->extra + 16);
+		sn->icount = sn->extra_size >= 24 ? be64_load(sn->extra + 16) : UINT64_MAX;
 		off += var;
 		off = (off + 7) & ~7ull;
 	}

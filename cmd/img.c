@@ -215,8 +215,24 @@ static void format_date(uint32_t sec, char *buf, size_t n)
 static void format_clock(uint64_t ns, char *buf, size_t n)
 {
 	uint64_t ms = ns / 1000000;
-	snprintf(buf, n, "%04" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64, ms / 3600000,
+	snprintf(buf, n, "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64, ms / 3600000,
 		 (ms / 60000) % 60, (ms / 1000) % 60, ms % 1000);
+}
+
+/* The snapshot table as qemu-img prints it (info and snapshot -l). */
+static void snapshot_table(const struct blk_snapshot_info *l, int n)
+{
+	printf("Snapshot list:\n");
+	printf("%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+	for (int k = 0; k < n; k++) {
+		char date[32], clk[32], vs[32], ic[24] = "";
+		format_date(l[k].date_sec, date, sizeof(date));
+		format_clock(l[k].vm_clock_nsec, clk, sizeof(clk));
+		if (l[k].icount != UINT64_MAX)
+			snprintf(ic, sizeof(ic), "%" PRIu64, l[k].icount);
+		printf("%-9s %-16s %8s%20s%13s%11s\n", l[k].id, l[k].name,
+		       size_format(l[k].vm_state_size, vs, sizeof(vs)), date, clk, ic);
+	}
 }
 
 static json_object *info_json(struct blk *b, const struct blk_info *i)
@@ -267,11 +283,16 @@ static json_object *info_json(struct blk *b, const struct blk_info *i)
 					       json_object_new_int64(snaps[k].date_sec));
 			json_object_object_add(s, "date-nsec",
 					       json_object_new_int64(snaps[k].date_nsec));
+			/* as qemu-img: the VM clock in seconds and nanoseconds */
+			json_object_object_add(
+			    s, "vm-clock-sec",
+			    json_object_new_int64((int64_t)(snaps[k].vm_clock_nsec / 1000000000)));
 			json_object_object_add(
 			    s, "vm-clock-nsec",
-			    json_object_new_int64((int64_t)snaps[k].vm_clock_nsec));
-			json_object_object_add(s, "disk-size",
-					       json_object_new_int64((int64_t)snaps[k].disk_size));
+			    json_object_new_int64((int64_t)(snaps[k].vm_clock_nsec % 1000000000)));
+			if (snaps[k].icount != UINT64_MAX)
+				json_object_object_add(
+				    s, "icount", json_object_new_int64((int64_t)snaps[k].icount));
 			json_object_array_add(a, s);
 		}
 		json_object_object_add(o, "snapshots", a);
@@ -297,17 +318,8 @@ static void info_human(struct blk *b, const struct blk_info *i)
 	}
 	struct blk_snapshot_info *snaps = NULL;
 	int n = i->nb_snapshots ? blk_snapshot_list(b, &snaps) : 0;
-	if (n > 0) {
-		printf("Snapshot list:\n");
-		printf("%-10s%-17s%10s%20s%15s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK");
-		for (int k = 0; k < n; k++) {
-			char date[32], clk[32], vs[32];
-			format_date(snaps[k].date_sec, date, sizeof(date));
-			format_clock(snaps[k].vm_clock_nsec, clk, sizeof(clk));
-			printf("%-10s%-17s%10s%20s%15s\n", snaps[k].id, snaps[k].name,
-			       size_format(snaps[k].vm_state_size, vs, sizeof(vs)), date, clk);
-		}
-	}
+	if (n > 0)
+		snapshot_table(snaps, n);
 	free(snaps);
 	if (i->qcow2_version) {
 		printf("Format specific information:\n");
@@ -782,18 +794,8 @@ static int img_snapshot(int argc, char **argv)
 			blk_close(b);
 			return 1;
 		}
-		if (n > 0) {
-			printf("Snapshot list:\n");
-			printf("%-10s%-17s%10s%20s%15s\n", "ID", "TAG", "VM SIZE", "DATE",
-			       "VM CLOCK");
-		}
-		for (int k = 0; k < n; k++) {
-			char date[32], clk[32], vs[32];
-			format_date(l[k].date_sec, date, sizeof(date));
-			format_clock(l[k].vm_clock_nsec, clk, sizeof(clk));
-			printf("%-10s%-17s%10s%20s%15s\n", l[k].id, l[k].name,
-			       size_format(l[k].vm_state_size, vs, sizeof(vs)), date, clk);
-		}
+		if (n > 0)
+			snapshot_table(l, n);
 		free(l);
 		ret = 0;
 	} else if (op == 'c') {

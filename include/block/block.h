@@ -147,7 +147,7 @@ struct blk_snapshot_info {
 	uint32_t date_sec, date_nsec;
 	uint64_t vm_clock_nsec;
 	uint64_t disk_size;
-	uint64_t icount;
+	uint64_t icount; /* UINT64_MAX: not recorded */
 };
 /* *list is malloc'd (free it); returns the count or -errno. */
 int blk_snapshot_list(struct blk *b, struct blk_snapshot_info **list);

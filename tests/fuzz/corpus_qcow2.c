@@ -1,6 +1,7 @@
 /* Regression run of the qcow2 fuzz corpus without libFuzzer (built with gcc for make
- * check): feeds every file in tests/fuzz/corpus/qcow2/ to the fuzz entry point and prints
- * one TAP line per file. A crash or sanitizer report fails the run. */
+ * check, and with ASAN+UBSAN by `make asan` into build-asan, which `tests/run.sh build-asan`
+ * runs): feeds every file in tests/fuzz/corpus/qcow2/ to the fuzz entry point and prints one
+ * TAP line per file. A crash or sanitizer report fails the run. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -179,4 +179,57 @@ tap_check "resize of qcow2 to 200001 is refused like qemu-img's (rc $rc, qemu $q
 $K img resize -f raw odd.raw 200001 >/dev/null
 tap_check "resize of raw to 200001 keeps the exact size, as qemu-img" test "$(stat -c %s odd.raw)" -eq 200001
 
+# info with a snapshot list, as qemu-img shows it (human and JSON)
+qemu-img create -q -f qcow2 snaps.qcow2 1M
+qemu-img snapshot -c first snaps.qcow2 && qemu-io -c 'write -P 1 0 64k' snaps.qcow2 >/dev/null
+qemu-img snapshot -c second snaps.qcow2
+$K img snapshot -c third snaps.qcow2
+snaplist() { sed -n '/^Snapshot list:/,/^Format specific/p'; }
+tap_check "info: the snapshot list reads as qemu-img's (human)" \
+	bash -c "$(declare -f snaplist); diff <(qemu-img info snaps.qcow2 | snaplist) <($K img info snaps.qcow2 | snaplist)"
+tap_check "snapshot -l reads as qemu-img's" bash -c "diff <(qemu-img snapshot -l snaps.qcow2) <($K img snapshot -l snaps.qcow2)"
+qemu-img info --output json snaps.qcow2 >q-info.json
+$K img info --output json snaps.qcow2 >k-info.json
+tap_check "info --output json: the snapshots as qemu-img's" python3 -c "
+import json
+q = json.load(open('q-info.json')); k = json.load(open('k-info.json'))
+assert len(q['snapshots']) == 3, q
+assert q['snapshots'] == k['snapshots'], (q['snapshots'], k['snapshots'])
+for key in ('virtual-size', 'cluster-size', 'format', 'dirty-flag'):
+    assert q[key] == k[key], key"
+# check --output json against qemu-img's: clean images, then one with a leaked cluster
+json_agrees() { # img
+	qemu-img check --output json "$1" >q-check.json 2>/dev/null
+	$K img check --output json "$1" >k-check.json 2>/dev/null
+	python3 -c "
+import json
+q = json.load(open('q-check.json')); k = json.load(open('k-check.json'))
+for key in ('check-errors', 'corruptions', 'leaks', 'total-clusters', 'image-end-offset',
+            'allocated-clusters', 'compressed-clusters'):
+    assert q.get(key, 0) == k.get(key, 0), (key, q, k)"
+}
+tap_check "check --output json of an image with snapshots agrees with qemu-img" json_agrees snaps.qcow2
+tap_check "check --output json of a kestrel-written image agrees with qemu-img" json_agrees k-64k.qcow2
+cp k-64k.qcow2 leakj.qcow2
+python3 - leakj.qcow2 <<'EOF'
+import struct, sys, os
+f = open(sys.argv[1], 'r+b')
+h = f.read(104)
+cs = 1 << struct.unpack('>I', h[20:24])[0]
+rt = struct.unpack('>Q', h[48:56])[0]
+f.seek(rt); rb = struct.unpack('>Q', f.read(8))[0]
+n = os.path.getsize(sys.argv[1]) // cs
+f.seek(rb + 2 * n); f.write(struct.pack('>H', 1))
+f.truncate((n + 1) * cs)
+EOF
+tap_check "check --output json counts a leaked cluster as qemu-img does" \
+	bash -c "$(declare -f json_agrees); K=$K json_agrees leakj.qcow2 && grep -q '\"leaks\": 1' k-check.json"
+# convert -f: the source format is taken as given, not probed
+$K img convert -f raw -O raw snaps.qcow2 bytes.raw
+tap_check "convert -f raw copies a qcow2 file byte for byte" cmp -s snaps.qcow2 bytes.raw
+tap_check "convert -f qcow2 of a raw file is refused" \
+	bash -c "! $K img convert -f qcow2 -O raw odd-src.raw x.raw 2>err && grep -q 'not a qcow2 image' err"
+tap_check "convert -f qcow2 of a qcow2 file reads it" \
+	bash -c "$K img convert -f qcow2 -O raw snaps.qcow2 s.raw && qemu-img compare -q snaps.qcow2 s.raw"
+
 tap_done
