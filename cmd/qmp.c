@@ -44,7 +44,7 @@ static void qmp_usage(FILE *out)
 		"Usage: kestrel qmp [OPTIONS] SOCKET [COMMAND [JSON-ARGS]]\n"
 		"\n"
 		"Talk to a VM's QMP monitor (kestrel run --qmp unix:SOCKET).\n"
-		"SOCKET is a path, unix:PATH or tcp:HOST:PORT.\n"
+		"SOCKET is a path, unix:PATH, tcp:HOST:PORT or tcp:[IPV6]:PORT.\n"
 		"\n"
 		"  With COMMAND: run it, print the reply (the 'return' value, or the error\n"
 		"  on stderr) and exit 0 on success, 1 on error. JSON-ARGS is an object,\n"
@@ -62,9 +62,18 @@ static void qmp_usage(FILE *out)
 static int connect_socket(const char *spec)
 {
 	if (!strncmp(spec, "tcp:", 4)) {
-		char host[256];
-		snprintf(host, sizeof(host), "%s", spec + 4);
-		char *colon = strrchr(host, ':');
+		/* tcp:HOST:PORT, tcp::PORT (loopback), tcp:[IPV6]:PORT; ",options" ignored */
+		char buf[256];
+		snprintf(buf, sizeof(buf), "%s", spec + 4);
+		buf[strcspn(buf, ",")] = '\0';
+		char *host = buf, *colon = strrchr(buf, ':');
+		if (buf[0] == '[') {
+			char *close = strchr(buf, ']');
+			colon = close && close[1] == ':' ? close + 1 : NULL;
+			if (close)
+				*close = '\0';
+			host = buf + 1;
+		}
 		if (!colon) {
 			fprintf(stderr, "kestrel qmp: '%s' is not tcp:HOST:PORT\n", spec);
 			return -1;

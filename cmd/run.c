@@ -41,8 +41,10 @@ static void run_usage(FILE *out)
 	    "                         no CPU and no kernel, devices driven by a test)\n"
 	    "  --qtest unix:PATH|stdio\n"
 	    "                         the qtest protocol socket (with --accel qtest)\n"
-	    "  --qmp unix:PATH|tcp:[HOST]:PORT\n"
-	    "                         QMP monitor socket (,server=on,wait=off accepted)\n"
+	    "  --qmp unix:PATH|tcp:[HOST]:PORT|tcp:[IPV6]:PORT[,server=on][,wait=on|off]\n"
+	    "                         QMP monitor socket (HOST defaults to 127.0.0.1); wait=on\n"
+	    "                         waits for a client before the VM starts (default off);\n"
+	    "                         repeat for more monitors (up to 4)\n"
 	    "  --console stdio|none|file:PATH\n"
 	    "                         where the serial console goes (default stdio)\n"
 	    "  --no-reboot            exit when the guest reboots instead of resetting it\n"
@@ -281,7 +283,8 @@ int cmd_run(int argc, char **argv)
 	    .cmdline = "",
 	};
 	int verbose = 0, opt;
-	const char *qmp = NULL, *pidfile = NULL;
+	const char *qmp[QMP_MAX_LISTENERS], *pidfile = NULL;
+	unsigned nr_qmp = 0;
 	bool daemonize = false;
 
 	opterr = 0; /* we print our own messages */
@@ -336,9 +339,17 @@ int cmd_run(int argc, char **argv)
 		case OPT_NAME:
 			cfg.name = optarg;
 			break;
-		case OPT_QMP:
-			qmp = optarg;
+		case OPT_QMP: {
+			struct qmp_spec sp;
+			struct error e = {0};
+			if (nr_qmp == QMP_MAX_LISTENERS)
+				bad = bad_option("--qmp: at most %d monitors", QMP_MAX_LISTENERS);
+			else if (qmp_spec_parse(optarg, &sp, &e))
+				bad = bad_option("%s", e.msg);
+			else
+				qmp[nr_qmp++] = optarg;
 			break;
+		}
 		case OPT_QTEST:
 			cfg.qtest = optarg;
 			break;
@@ -416,7 +427,12 @@ int cmd_run(int argc, char **argv)
 		pidfile_remove();
 		return 1;
 	}
-	if (qmp && qmp_server_create(&vm.qmp, &vm, qmp, &err)) {
+	int bad_qmp = nr_qmp ? qmp_server_create(&vm.qmp, &vm, qmp[0], &err) : 0;
+	for (unsigned i = 1; i < nr_qmp && !bad_qmp; i++)
+		bad_qmp = qmp_server_listen(vm.qmp, qmp[i], &err);
+	if (bad_qmp) {
+		qmp_server_destroy(vm.qmp);
+		vm.qmp = NULL;
 		fprintf(stderr, "kestrel: %s\n", err.msg);
 		vm_destroy(&vm);
 		pidfile_remove();

@@ -429,8 +429,9 @@ static void send_greeting(struct qmp_client *cl)
 
 static void on_accept(void *opaque, uint32_t events)
 {
-	struct qmp_server *s = opaque;
-	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	struct qmp_listener *l = opaque;
+	struct qmp_server *s = l->srv;
+	int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
 	unsigned slot = QMP_MAX_CLIENTS;
@@ -457,51 +458,175 @@ static void on_accept(void *opaque, uint32_t events)
 
 /* --- listener ---------------------------------------------------------------------------- */
 
-static int listen_unix(struct qmp_server *s, const char *path, size_t plen, struct error *err)
+/* "on"/"off" for KEY=VALUE; a bare KEY is on (QEMU's old "server"). */
+static int on_off(const char *key, const char *val, bool *out, struct error *err)
+{
+	if (!val || !strcmp(val, "on"))
+		*out = true;
+	else if (!strcmp(val, "off"))
+		*out = false;
+	else
+		return error_set(err, -EINVAL, "--qmp: %s=%s is not on or off", key, val);
+	return 0;
+}
+
+int qmp_spec_parse(const char *spec, struct qmp_spec *out, struct error *err)
+{
+	memset(out, 0, sizeof(*out));
+	char buf[512];
+	if (strlen(spec) >= sizeof(buf))
+		return error_set(err, -EINVAL, "--qmp: '%.40s...' is too long", spec);
+	snprintf(buf, sizeof(buf), "%s", spec);
+	char *save = NULL, *addr = strtok_r(buf, ",", &save);
+	if (!addr)
+		addr = buf;
+	if (!strncmp(addr, "unix:", 5)) {
+		struct sockaddr_un sa;
+		if (!addr[5] || strlen(addr + 5) >= sizeof(sa.sun_path))
+			return error_set(err, -EINVAL,
+					 "--qmp: unix:PATH needs a path of 1 to %zu bytes",
+					 sizeof(sa.sun_path) - 1);
+		snprintf(out->path, sizeof(out->path), "%s", addr + 5);
+	} else if (!strncmp(addr, "tcp:", 4)) {
+		/* tcp:HOST:PORT, tcp::PORT (loopback), tcp:[IPV6]:PORT */
+		char *host = addr + 4, *colon;
+		if (*host == '[') {
+			char *close = strchr(host, ']');
+			if (!close || close[1] != ':')
+				return error_set(err, -EINVAL,
+						 "--qmp: '%s' is not tcp:[IPV6-ADDRESS]:PORT",
+						 addr);
+			*close = '\0';
+			host++;
+			colon = close + 1;
+		} else {
+			colon = strrchr(host, ':');
+			if (!colon)
+				return error_set(err, -EINVAL,
+						 "--qmp: '%s' is not tcp:HOST:PORT (HOST may be "
+						 "empty: loopback)",
+						 addr);
+			*colon = '\0';
+		}
+		if (!colon[1] || strlen(colon + 1) >= sizeof(out->port) ||
+		    strlen(host) >= sizeof(out->host))
+			return error_set(err, -EINVAL, "--qmp: '%s' needs a port", spec);
+		out->tcp = true;
+		snprintf(out->host, sizeof(out->host), "%s", host[0] ? host : "127.0.0.1");
+		snprintf(out->port, sizeof(out->port), "%s", colon + 1);
+	} else {
+		return error_set(err, -EINVAL,
+				 "--qmp: '%s' is not unix:PATH or tcp:[HOST]:PORT (see 'kestrel "
+				 "run --help')",
+				 spec);
+	}
+	bool server = true;
+	for (char *opt; (opt = strtok_r(NULL, ",", &save));) {
+		char *val = strchr(opt, '=');
+		if (val)
+			*val++ = '\0';
+		int r = 0;
+		if (!strcmp(opt, "server"))
+			r = on_off(opt, val, &server, err);
+		else if (!strcmp(opt, "wait"))
+			r = on_off(opt, val, &out->wait, err);
+		else if (!strcmp(opt, "nowait") && !val)
+			out->wait = false;
+		else
+			r = error_set(err, -EINVAL,
+				      "--qmp: unknown option '%s' (server=on, wait=on|off)", opt);
+		if (r)
+			return r;
+	}
+	if (!server)
+		return error_set(err, -EINVAL,
+				 "--qmp: server=off (connecting to a client) is not supported: the "
+				 "monitor listens, server=on");
+	return 0;
+}
+
+static int listen_unix(struct qmp_listener *l, const struct qmp_spec *sp, struct error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (plen == 0 || plen >= sizeof(sa.sun_path))
-		return error_set(err, -EINVAL, "--qmp: bad unix socket path");
-	memcpy(sa.sun_path, path, plen);
-	s->unix_path = strndup(path, plen);
-	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (s->listen_fd < 0)
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sp->path);
+	l->unix_path = strdup(sp->path);
+	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (!l->unix_path || l->fd < 0)
 		return error_set(err, -errno, "--qmp: socket: %s", strerror(errno));
-	unlink(s->unix_path);
-	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(s->listen_fd, 8))
-		return error_set(err, -errno, "--qmp: cannot listen on %s: %s", s->unix_path,
+	unlink(l->unix_path);
+	if (bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(l->fd, 8))
+		return error_set(err, -errno, "--qmp: cannot listen on %s: %s", l->unix_path,
 				 strerror(errno));
 	return 0;
 }
 
-static int listen_tcp(struct qmp_server *s, const char *hostport, size_t len, struct error *err)
+static int listen_tcp(struct qmp_listener *l, const struct qmp_spec *sp, struct error *err)
 {
-	char buf[256];
-	if (len >= sizeof(buf))
-		return error_set(err, -EINVAL, "--qmp: address too long");
-	memcpy(buf, hostport, len);
-	buf[len] = '\0';
-	char *colon = strrchr(buf, ':');
-	if (!colon || !colon[1])
-		return error_set(err, -EINVAL, "--qmp: tcp needs HOST:PORT (HOST may be empty)");
-	*colon = '\0';
-	const char *host = buf[0] ? buf : "127.0.0.1";
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *ai = NULL;
-	int r = getaddrinfo(host, colon + 1, &hints, &ai);
+	int r = getaddrinfo(sp->host, sp->port, &hints, &ai);
 	if (r)
-		return error_set(err, -EINVAL, "--qmp: %s:%s: %s", host, colon + 1,
+		return error_set(err, -EINVAL, "--qmp: %s:%s: %s", sp->host, sp->port,
 				 gai_strerror(r));
-	s->listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int one = 1;
 	int ret = 0;
-	if (s->listen_fd < 0 ||
-	    setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(s->listen_fd, ai->ai_addr, ai->ai_addrlen) || listen(s->listen_fd, 8))
-		ret = error_set(err, -errno, "--qmp: cannot listen on %s:%s: %s", host, colon + 1,
-				strerror(errno));
+	if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(l->fd, ai->ai_addr, ai->ai_addrlen) || listen(l->fd, 8))
+		ret = error_set(err, -errno, "--qmp: cannot listen on %s:%s: %s", sp->host,
+				sp->port, strerror(errno));
 	freeaddrinfo(ai);
 	return ret;
+}
+
+static void listener_close(struct qmp_server *s, struct qmp_listener *l, bool registered)
+{
+	if (registered)
+		event_loop_del_fd(&s->vm->loop, l->fd);
+	if (l->fd >= 0)
+		close(l->fd);
+	if (l->unix_path)
+		unlink(l->unix_path);
+	free(l->unix_path);
+	l->unix_path = NULL;
+	l->fd = -1;
+}
+
+int qmp_server_listen(struct qmp_server *s, const char *spec, struct error *err)
+{
+	struct qmp_spec sp;
+	int ret = qmp_spec_parse(spec, &sp, err);
+	if (ret)
+		return ret;
+	if (s->nr_listeners == QMP_MAX_LISTENERS)
+		return error_set(err, -ENOSPC, "--qmp: at most %d monitors", QMP_MAX_LISTENERS);
+	struct qmp_listener *l = &s->listeners[s->nr_listeners];
+	*l = (struct qmp_listener){.srv = s, .fd = -1};
+	ret = sp.tcp ? listen_tcp(l, &sp, err) : listen_unix(l, &sp, err);
+	if (!ret) {
+		ret = event_loop_add_fd(&s->vm->loop, l->fd, EPOLLIN, on_accept, l);
+		if (ret)
+			error_set(err, ret, "--qmp: cannot watch the socket");
+	}
+	if (ret) {
+		listener_close(s, l, false);
+		return ret;
+	}
+	s->nr_listeners++;
+	if (sp.wait) {
+		/* wait=on, as QEMU: nothing runs until the first client is there. */
+		bool v6 = sp.tcp && strchr(sp.host, ':');
+		if (sp.tcp)
+			fprintf(stderr, "kestrel: waiting for a QMP client on tcp:%s%s%s:%s\n",
+				v6 ? "[" : "", sp.host, v6 ? "]" : "", sp.port);
+		else
+			fprintf(stderr, "kestrel: waiting for a QMP client on unix:%s\n", sp.path);
+		struct pollfd p = {.fd = l->fd, .events = POLLIN};
+		while (poll(&p, 1, -1) < 0 && errno == EINTR)
+			;
+		on_accept(l, EPOLLIN);
+	}
+	return 0;
 }
 
 int qmp_server_create(struct qmp_server **out, struct vm *vm, const char *spec, struct error *err)
@@ -510,28 +635,9 @@ int qmp_server_create(struct qmp_server **out, struct vm *vm, const char *spec, 
 	if (!s)
 		return error_set(err, -ENOMEM, "out of memory");
 	s->vm = vm;
-	s->listen_fd = -1;
 	monitor_init(&s->mon, vm);
-	int ret;
-	size_t len = strcspn(spec, ","); /* options (server=on, wait=off) need nothing */
-	if (!strncmp(spec, "unix:", 5))
-		ret = listen_unix(s, spec + 5, len - 5, err);
-	else if (!strncmp(spec, "tcp:", 4))
-		ret = listen_tcp(s, spec + 4, len - 4, err);
-	else
-		ret =
-		    error_set(err, -EINVAL, "--qmp: '%s' is not unix:PATH or tcp:HOST:PORT", spec);
-	if (!ret) {
-		ret = event_loop_add_fd(&vm->loop, s->listen_fd, EPOLLIN, on_accept, s);
-		if (ret)
-			error_set(err, ret, "--qmp: cannot watch the socket");
-	}
+	int ret = qmp_server_listen(s, spec, err);
 	if (ret) {
-		if (s->listen_fd >= 0)
-			close(s->listen_fd);
-		if (s->unix_path)
-			unlink(s->unix_path);
-		free(s->unix_path);
 		free(s);
 		return ret;
 	}
@@ -557,11 +663,8 @@ void qmp_server_destroy(struct qmp_server *s)
 		if (cl)
 			client_free(cl);
 	}
-	event_loop_del_fd(&s->vm->loop, s->listen_fd);
-	close(s->listen_fd);
-	if (s->unix_path)
-		unlink(s->unix_path);
-	free(s->unix_path);
+	for (unsigned i = 0; i < s->nr_listeners; i++)
+		listener_close(s, &s->listeners[i], true);
 	free(s);
 }
 

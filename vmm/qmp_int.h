@@ -63,10 +63,17 @@ struct qmp_key_release {
 	struct qmp_key_release *next;
 };
 
+/* One --qmp socket; all of a server's listeners share its clients and events. */
+struct qmp_listener {
+	struct qmp_server *srv;
+	int fd;
+	char *unix_path; /* unlinked on destroy */
+};
+
 struct qmp_server {
 	struct vm *vm;
-	int listen_fd;
-	char *unix_path; /* unlinked on destroy */
+	struct qmp_listener listeners[QMP_MAX_LISTENERS];
+	unsigned nr_listeners;
 	struct qmp_client *clients[QMP_MAX_CLIENTS];
 	struct monitor mon;
 	bool in_handler; /* inside a client's handler: reap afterwards */

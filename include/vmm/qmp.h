@@ -27,9 +27,28 @@ struct json_object;
 /* Clients connected at once on one server; the next is refused. */
 #define QMP_MAX_CLIENTS 8
 
-/* Listen on spec: "unix:PATH[,server=on,wait=off]" or "tcp:[HOST]:PORT[,...]" (HOST
- * defaults to 127.0.0.1). Registers on vm->loop. Returns 0 or -errno with err set. */
+/* --qmp sockets (monitors) on one server: their clients share the limit and get every event. */
+#define QMP_MAX_LISTENERS 4
+
+/* A parsed --qmp: "unix:PATH" or "tcp:HOST:PORT" / "tcp::PORT" (127.0.0.1) /
+ * "tcp:[IPV6]:PORT", then options: server=on (the only mode; "server" alone too), wait=on|off
+ * (default off; on: block until the first client connects, as QEMU), "nowait". */
+struct qmp_spec {
+	bool tcp;
+	char path[108];
+	char host[256], port[16];
+	bool wait;
+};
+
+/* Returns 0, or -EINVAL with a one-line message (unknown option, server=off, ...). */
+int qmp_spec_parse(const char *spec, struct qmp_spec *out, struct error *err)
+    __attribute__((warn_unused_result));
+/* A server listening on spec (see qmp_spec_parse); registers on vm->loop. With wait=on it
+ * returns once the first client is connected (greeted). Returns 0 or -errno with err set. */
 int qmp_server_create(struct qmp_server **out, struct vm *vm, const char *spec, struct error *err)
+    __attribute__((warn_unused_result));
+/* One more socket (another --qmp) for the same server. */
+int qmp_server_listen(struct qmp_server *s, const char *spec, struct error *err)
     __attribute__((warn_unused_result));
 /* Send what is still queued (bounded wait), close the clients and the listener. */
 void qmp_server_destroy(struct qmp_server *s);

@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -427,6 +428,107 @@ def tcp(vm):
     t.eq(vm.wait(10), 0, "tcp: quit exits 0")
 
 
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    s = socket.socket(family)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_on():
+    """wait=on: nothing runs (not even the qtest socket's commands) until a QMP client
+    connects; that client is greeted at once."""
+    d = tempfile.mkdtemp(prefix="kestrel-qmp-wait-")
+    path, qpath = os.path.join(d, "qmp.sock"), os.path.join(d, "qtest.sock")
+    err = open(os.path.join(d, "err"), "w+")
+    p = subprocess.Popen([os.environ["KESTREL"], "run", "--accel", "qtest", "--console", "none",
+                          "--qtest", f"unix:{qpath}", "--qmp", f"unix:{path},server=on,wait=on"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        for _ in range(200):
+            if os.path.exists(path) or p.poll() is not None:
+                break
+            time.sleep(0.02)
+        qt = Qtest(qpath)
+        qt.sock.sendall(b"endianness\n")
+        qt.sock.settimeout(0.5)
+        try:
+            early = qt.sock.recv(100)
+        except socket.timeout:
+            early = None
+        err.seek(0)
+        msg = err.read()
+        t.ok(early is None and p.poll() is None,
+             "wait=on: before a QMP client connects, the VM does not run (qtest unanswered)",
+             early)
+        t.ok(f"waiting for a QMP client on unix:{path}" in msg, "wait=on: says it waits", msg)
+        q = Qmp(path, negotiate=False, timeout=5)
+        t.ok("QMP" in q.greeting, "wait=on: the first client is greeted")
+        qt.sock.settimeout(5)
+        t.eq(qt.line(), "OK little", "wait=on: then the VM runs (the qtest answer arrives)")
+        q.cmd("qmp_capabilities")
+        q.cmd("quit")
+        t.eq(p.wait(10), 0, "wait=on: quit exits 0")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        err.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def monitors():
+    """Several --qmp: a unix socket, IPv6 loopback and IPv4 loopback, one server."""
+    d = tempfile.mkdtemp(prefix="kestrel-qmp-multi-")
+    path = os.path.join(d, "qmp.sock")
+    try:
+        p6 = free_port(socket.AF_INET6, "::1")
+    except OSError:
+        p6 = None
+    p4 = free_port()
+    args = [os.environ["KESTREL"], "run", "--accel", "qtest", "--console", "none",
+            "--qmp", f"unix:{path},server=on,wait=off", "--qmp", f"tcp::{p4},server"]
+    if p6:
+        args += ["--qmp", f"tcp:[::1]:{p6},server=on,nowait"]
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if os.path.exists(path) or p.poll() is not None:
+                break
+            time.sleep(0.02)
+        a = Qmp(path)
+        b = Qmp(addr=("127.0.0.1", p4))
+        c = Qmp(addr=("::1", p6)) if p6 else None
+        a.cmd("stop")
+        t.ok(b.event("STOP", 5) is not None, "several --qmp: a client of the second monitor "
+             "sees the STOP the first one's client caused")
+        if c:
+            t.eq(c.cmd("query-status")["return"]["status"], "paused",
+                 "--qmp tcp:[::1]:PORT: a client over IPv6 loopback")
+            t.ok(c.event("STOP", 5) is not None, "the IPv6 client got the event too")
+            v6 = [ln.split()[1] for ln in open("/proc/net/tcp6").read().splitlines()[1:]
+                  if ln.split()[3] == "0A" and ln.split()[1].endswith(f":{p6:04X}")]
+            t.eq(v6, [f"{'0' * 24}01000000:{p6:04X}"], "tcp:[::1]: listens on ::1 only")
+            out = subprocess.run([os.environ["KESTREL"], "qmp", f"tcp:[::1]:{p6}", "query-status"],
+                                 capture_output=True, text=True, timeout=30)
+            t.ok(out.returncode == 0 and '"status":"paused"' in out.stdout,
+                 "kestrel qmp tcp:[::1]:PORT talks to it", out)
+        else:
+            t.ok(True, "--qmp tcp:[::1]:PORT # SKIP no IPv6 loopback here")
+        b.cmd("cont")
+        t.ok(a.event("RESUME", 5) is not None, "and the other way round (RESUME)")
+        a.cmd("quit")
+        t.eq(p.wait(10), 0, "several --qmp: quit exits 0")
+        t.ok(not os.path.exists(path), "the unix socket is removed at exit")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # Requests whose answers Kestrel and QEMU must agree on: (request, what to compare).
 SAME_AS_QEMU = [
     (b'{"execute": "query-status"}', "class"),  # before negotiation
@@ -561,6 +663,8 @@ def main():
         tcp(vm)
     finally:
         vm.kill()
+    wait_on()
+    monitors()
     return t.done()
 
 
