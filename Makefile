@@ -9,7 +9,7 @@
 #   make guest      build/guest/: Debian kernel + busybox initramfs for the integration tests
 #   make demo       deps, build, guest, then boot it on this terminal
 #   make check      deps, build, guest, every test; ends with "N passed, N failed"
-#   make bench      figures comparing Kestrel and QEMU (not a test)
+#   make bench      figures comparing Kestrel and QEMU, and qcow2 with raw (not a test)
 #   make fuzz       libFuzzer targets (clang)
 #   make format     clang-format in place; make format-check is part of make check
 
@@ -102,6 +102,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@./scripts/make-guest.sh $(BUILD)/guest
 	@./scripts/bench.sh $(BUILD)
+	@./scripts/bench-img.sh $(BUILD)
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

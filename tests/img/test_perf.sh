@@ -1,37 +1,29 @@
 #!/bin/bash
-# Sequential throughput of qcow2 against raw on the same file system, once allocated
-# (kestrel img bench, 1 MiB requests over a 1 GiB disk), page cache and O_DIRECT. Figures
-# are printed as comments; the check is loose (qcow2 at least half of raw, best of three)
-# because the machine is shared. Runs with KESTREL_LONG=1 (make check-long) only.
+# The workload of the qcow2-vs-raw benchmark (scripts/bench-img.sh, make bench), checked for
+# correctness only: sequential 1 MiB writes and reads through kestrel img bench on a qcow2
+# image and a raw file, page cache and O_DIRECT. Throughput is a figure, not a test: it is in
+# make bench's output, never asserted here (the machine is shared).
 . "$KESTREL_ROOT/tests/lib/tap.sh"
 K=$KESTREL
-if [ -z "${KESTREL_LONG:-}" ]; then
-	tap_skip "qcow2 vs raw throughput" "long test, run with make check-long"
-	tap_done
-fi
-T=$(mktemp -d /tmp/kestrel-perf.XXXXXX)
+# not /tmp (tmpfs has no O_DIRECT): the build directory's file system
+T=$(mktemp -d "$KESTREL_BUILD/perf-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-$K img create -f qcow2 "$T/p.qcow2" 1G >/dev/null
-$K img create -f raw "$T/p.raw" 1G >/dev/null
-$K img bench -w -c 1024 "$T/p.qcow2" >/dev/null   # allocate every cluster
-$K img bench -w -c 1024 "$T/p.raw" >/dev/null
-rate() { "$K" img bench "$@" | sed 's/.*: \([0-9.]*\) MB\/s/\1/'; }
-best() { # args... : best of three
-	local b=0 r
-	for _ in 1 2 3; do
-		r=$(rate "$@")
-		b=$(awk "BEGIN { print ($r > $b) ? $r : $b }")
-	done
-	echo "$b"
-}
-for mode in "read:" "write:-w" "read-direct:-t none" "write-direct:-w -t none"; do
+$K img create -f qcow2 "$T/p.qcow2" 64M >/dev/null
+$K img create -f raw "$T/p.raw" 64M >/dev/null
+tap_check "bench -w fills the qcow2 image" bash -c "$K img bench -w -c 64 '$T/p.qcow2' | grep -q '^wrote 67108864 bytes'"
+tap_check "bench -w fills the raw file" bash -c "$K img bench -w -c 64 '$T/p.raw' | grep -q '^wrote 67108864 bytes'"
+tap_check "both read the same" $K img compare -q "$T/p.qcow2" "$T/p.raw"
+tap_check "the qcow2 image is fully allocated (one data extent)" \
+	bash -c "$K img map '$T/p.qcow2' | awk 'NR > 1' | wc -l | grep -qx 1"
+for mode in "read:" "write:-w" "read O_DIRECT:-t none" "write O_DIRECT:-w -t none"; do
 	name=${mode%%:*} args=${mode#*:}
 	# shellcheck disable=SC2086
-	q=$(best $args -c 1024 "$T/p.qcow2")
-	# shellcheck disable=SC2086
-	r=$(best $args -c 1024 "$T/p.raw")
-	echo "# sequential $name: qcow2 $q MB/s, raw $r MB/s"
-	tap_check "sequential $name: qcow2 ($q MB/s) at least half of raw ($r MB/s)" \
-		awk "BEGIN { exit !($q >= 0.5 * $r) }"
+	tap_check "sequential $name runs on qcow2 and raw" \
+		bash -c "$K img bench $args -c 64 '$T/p.qcow2' >/dev/null && $K img bench $args -c 64 '$T/p.raw' >/dev/null"
 done
+tap_check "after the O_DIRECT passes both still read the same" $K img compare -q "$T/p.qcow2" "$T/p.raw"
+if command -v qemu-img >/dev/null; then
+	tap_check "qemu-img check: clean" qemu-img check -q "$T/p.qcow2"
+	tap_check "qemu-img compare: same content" qemu-img compare -q "$T/p.qcow2" "$T/p.raw"
+fi
 tap_done
