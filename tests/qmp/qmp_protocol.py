@@ -428,6 +428,87 @@ def tcp(vm):
     t.eq(vm.wait(10), 0, "tcp: quit exits 0")
 
 
+MTREE = b'{"execute": "human-monitor-command", "arguments": {"command-line": "info mtree"}}\n'
+OUTPUT_CAP = 8 << 20  # vmm/qmp.c QMP_MAX_OUTPUT
+
+
+def slow_clients(disk_dir):
+    """Clients that misbehave on output, without timing guesses: one never reads (cut off at
+    the output cap while another is served), one hangs up inside a large reply."""
+    disks = []
+    for i in range(2):
+        disks += ["--disk", os.path.join(disk_dir, f"d{i}.raw") + ",format=raw"]
+        with open(disks[-1].split(",")[0], "wb") as f:
+            f.truncate(1 << 20)
+    vm = Vm(disks + ["--rng", "--serial-virtio", "--net", "user", "--cpus", "2"])
+    try:
+        qt = vm.qtest()
+        for slot in range(1, 6):  # memory decode on, as firmware would: BARs in the tree
+            qt.cmd(f"outl 0xcf8 {0x80000000 | slot << 11 | 0x04:#x}")
+            qt.cmd("outw 0xcfc 0x6")
+        q = vm.qmp()
+        r = q.cmd("human-monitor-command", {"command-line": "info mtree"})["return"]
+        size = len(q.last_line) + 1
+        t.ok(r.count("virtio-pci-notify") == 5 and size > 4000,
+             "info mtree with five virtio devices: a large reply", size)
+
+        # 1. A client that sends requests and never reads: cut off past the cap.
+        n = (OUTPUT_CAP + (4 << 20)) // size + 1  # more than the cap plus any socket buffer
+        flood = vm.qmp()
+        sent = 0
+        try:
+            for i in range(0, n, 100):
+                flood.send_raw(MTREE * min(100, n - i))
+                sent += min(100, n - i)
+                if i % 1000 == 0:  # the other client is served in between
+                    t.eq(q.cmd("query-name", id=i).get("id"), i,
+                         f"another client is answered while one floods ({i} sent)")
+        except OSError:
+            pass  # the server hung up on it: writes fail, as they should
+        got = b""
+        flood.sock.settimeout(10)
+        while True:
+            try:
+                data = flood.sock.recv(1 << 20)
+            except OSError:
+                break
+            if not data:
+                break
+            got += data
+        t.ok(len(got) < n * size and got.count(b"\n") < n,
+             f"a client that never reads is cut off (got {len(got)} of {n * size} bytes)",
+             (len(got), n * size))
+        t.ok(len(got) <= OUTPUT_CAP + (4 << 20), "... at the output cap, not later", len(got))
+        t.ok("does not read its replies" in vm.output(), "the log says why")
+        t.eq(q.cmd("query-status")["return"]["status"], "running",
+             "the other client is still served after the cut")
+
+        # 2. A client that hangs up in the middle of a large reply.
+        c = vm.qmp()
+        c.send_raw(MTREE * 200)  # about 200 replies: far more than the socket holds
+        c.sock.settimeout(10)
+        head = c.sock.recv(4096)
+        t.ok(head.startswith(b'{"return": "address-space') or head.startswith(b'{"return":"'),
+             "a large reply started", head[:60])
+        c.sock.close()
+        for i in range(2):  # the hang-up is handled by the time these come back
+            t.eq(q.cmd("query-status")["return"]["status"], "running",
+                 f"VM running after a client left mid-reply ({i})")
+        t.ok(qt.val("clock_step 1000") > 0 and vm.alive(), "qtest still answers, VM alive")
+        t.eq(q.cmd("stop"), {"return": {}}, "stop after the hang-up")
+        t.eq(q.cmd("cont"), {"return": {}}, "cont after the hang-up")
+        # Both misbehaving clients were freed: the limit (8) is reachable again.
+        more = [vm.qmp() for _ in range(7)]
+        t.ok(all(m.cmd("query-name", id=j).get("id") == j for j, m in enumerate(more)),
+             "their slots were freed: 8 clients at once again")
+        for m in more:
+            m.close()
+        q.cmd("quit")
+        t.eq(vm.wait(10), 0, "quit exits 0")
+    finally:
+        vm.kill()
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     s = socket.socket(family)
     s.bind((host, 0))
@@ -665,6 +746,11 @@ def main():
         vm.kill()
     wait_on()
     monitors()
+    d = tempfile.mkdtemp(prefix="kestrel-qmp-slow-")
+    try:
+        slow_clients(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     return t.done()
 
 
