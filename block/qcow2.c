@@ -423,10 +423,9 @@ static bool tables_hit(struct qcow2 *s, const uint64_t *a, uint32_t n, uint64_t 
 
 #define META_NEW 1u /* clusters being allocated: they may lie past the end of the file */
 
-/* What metadata [off, off+len) overlaps, or NULL. SELF_L2 is an L2 table that is allowed
- * (the one being loaded). */
-static const char *meta_conflict(struct qcow2 *s, uint64_t off, uint64_t len, unsigned flags,
-				 uint64_t self_l2)
+/* Whether [off, off+len) lies outside the file or on the header, the active L1 table or the
+ * refcount table: what the header itself places. */
+static const char *header_conflict(struct qcow2 *s, uint64_t off, uint64_t len, unsigned flags)
 {
 	uint64_t cs = s->cluster_size;
 	if (!(flags & META_NEW) &&
@@ -438,6 +437,17 @@ static const char *meta_conflict(struct qcow2 *s, uint64_t off, uint64_t len, un
 		return "overlaps the active L1 table";
 	if (overlaps(off, len, s->h.reftable_offset, (uint64_t)s->h.reftable_clusters * cs))
 		return "overlaps the refcount table";
+	return NULL;
+}
+
+/* What metadata [off, off+len) overlaps, or NULL. SELF_L2 is an L2 table that is allowed
+ * (the one being loaded). */
+static const char *meta_conflict(struct qcow2 *s, uint64_t off, uint64_t len, unsigned flags,
+				 uint64_t self_l2)
+{
+	const char *why = header_conflict(s, off, len, flags);
+	if (why)
+		return why;
 	if (overlaps(off, len, s->h.snapshots_offset, s->snapshots_size))
 		return "overlaps the snapshot table";
 	if (tables_hit(s, s->refblock_sorted, s->nb_refblocks, off, len, 0))
@@ -1751,18 +1761,9 @@ static void open_problem(struct qcow2 *s, int64_t reft_idx, const char *fmt, ...
 /* Why refcount block RB (from the refcount table) cannot be used, or NULL. */
 static const char *bad_refblock(struct qcow2 *s, uint64_t rb)
 {
-	uint64_t cs = s->cluster_size;
-	if (rb & (cs - 1))
+	if (rb & (s->cluster_size - 1))
 		return "is not cluster aligned";
-	if (rb + cs > round_up(s->file_end, cs))
-		return "is outside the image file";
-	if (overlaps(rb, cs, 0, cs))
-		return "overlaps the image header";
-	if (overlaps(rb, cs, s->h.l1_offset, (uint64_t)s->l1_size * 8))
-		return "overlaps the active L1 table";
-	if (overlaps(rb, cs, s->h.reftable_offset, (uint64_t)s->h.reftable_clusters * cs))
-		return "overlaps the refcount table";
-	return NULL;
+	return header_conflict(s, rb, s->cluster_size, 0);
 }
 
 /* Loads the active L1 and the refcount table and checks every entry. A normal open refuses

@@ -3,24 +3,11 @@
 # cache, K/M/G suffixes): a bad value is one clear line and exit 1; a good one is accepted.
 # That the value reaches the qcow2 driver is unit-tested (test_qcow2 l2_cache_size_option).
 . "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/cli.sh"
 K=${KESTREL:?}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 "$K" img create -f qcow2 "$T/d.qcow2" 1G >/dev/null
-
-# expect_error NAME PATTERN ARGS...: exit 1, exactly one stderr line, matching PATTERN.
-expect_error() {
-	local name=$1 pattern=$2
-	shift 2
-	$K "$@" >"$T/out" 2>"$T/err" </dev/null
-	local rc=$? lines
-	lines=$(wc -l <"$T/err")
-	if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && grep -qE -- "$pattern" "$T/err"; then
-		tap_ok "$name"
-	else
-		tap_fail "$name: exit $rc, $lines stderr line(s): $(head -c 300 "$T/err")"
-	fi
-}
 
 for v in abc 0 -1 5G 1X ""; do
 	expect_error "l2-cache-size='$v' is refused" "l2-cache-size=$v is not a size from 1 to 4G" \

@@ -139,19 +139,21 @@ tap_check "read-write open repairs it: clean and not dirty" bash -c "$K img resi
 # check finds what qemu finds: leaks are leaks
 cp q-64k.qcow2 leak.qcow2
 qemu-io -c "write -P 1 0 64k" leak.qcow2 >/dev/null
-# add a leaked cluster by bumping the refcount of the last cluster past the end
-python3 - leak.qcow2 <<'EOF'
-import struct, sys
+# add_leak IMG: a leaked cluster, by bumping the refcount of the cluster past the end
+add_leak() {
+	python3 - "$1" <<'EOF'
+import struct, sys, os
 f = open(sys.argv[1], 'r+b')
 h = f.read(104)
 cs = 1 << struct.unpack('>I', h[20:24])[0]
 rt = struct.unpack('>Q', h[48:56])[0]
 f.seek(rt); rb = struct.unpack('>Q', f.read(8))[0]
-import os
 n = os.path.getsize(sys.argv[1]) // cs
 f.seek(rb + 2 * n); f.write(struct.pack('>H', 1))
 f.truncate((n + 1) * cs)
 EOF
+}
+add_leak leak.qcow2
 $K img check leak.qcow2 >/dev/null 2>&1
 rc=$?
 tap_check "check reports a leak with exit code 3 (got $rc)" test $rc -eq 3
@@ -211,17 +213,7 @@ for key in ('check-errors', 'corruptions', 'leaks', 'total-clusters', 'image-end
 tap_check "check --output json of an image with snapshots agrees with qemu-img" json_agrees snaps.qcow2
 tap_check "check --output json of a kestrel-written image agrees with qemu-img" json_agrees k-64k.qcow2
 cp k-64k.qcow2 leakj.qcow2
-python3 - leakj.qcow2 <<'EOF'
-import struct, sys, os
-f = open(sys.argv[1], 'r+b')
-h = f.read(104)
-cs = 1 << struct.unpack('>I', h[20:24])[0]
-rt = struct.unpack('>Q', h[48:56])[0]
-f.seek(rt); rb = struct.unpack('>Q', f.read(8))[0]
-n = os.path.getsize(sys.argv[1]) // cs
-f.seek(rb + 2 * n); f.write(struct.pack('>H', 1))
-f.truncate((n + 1) * cs)
-EOF
+add_leak leakj.qcow2
 tap_check "check --output json counts a leaked cluster as qemu-img does" \
 	bash -c "$(declare -f json_agrees); K=$K json_agrees leakj.qcow2 && grep -q '\"leaks\": 1' k-check.json"
 # convert -f: the source format is taken as given, not probed
