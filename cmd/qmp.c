@@ -1,7 +1,8 @@
 /* kestrel qmp: a small QMP client (QEMU docs/interop/qmp-spec.rst).
  *
  *   kestrel qmp SOCKET COMMAND [JSON-ARGS]   one command; prints the reply, exit 0 / 1
- *   kestrel qmp SOCKET                       interactive shell (line editor with history)
+ *   kestrel qmp SOCKET                       interactive shell (line editor with history,
+ *                                            kept in ~/.kestrel_qmp_history)
  *   kestrel qmp --wait EVENT SOCKET [...]    also wait for an event (after the command)
  *
  * SOCKET is a path, unix:PATH or tcp:HOST:PORT. In the shell, a line is "COMMAND [JSON]",
@@ -26,6 +27,7 @@
 #include "cmd/cmd.h"
 
 #define HISTORY_MAX  100
+#define HISTORY_FILE ".kestrel_qmp_history" /* in $HOME */
 #define LINE_MAX_LEN 4096
 #define MESSAGE_MAX  (64 << 20)
 
@@ -51,7 +53,8 @@ static void qmp_usage(FILE *out)
 		"  e.g. kestrel qmp k.sock send-key "
 		"'{\"keys\":[{\"type\":\"qcode\",\"data\":\"a\"}]}'\n"
 		"  Without COMMAND: an interactive shell; lines are COMMAND [JSON-ARGS], or HMP\n"
-		"  lines starting with 'info' or 'hmp' (sent as human-monitor-command).\n"
+		"  lines starting with 'info' or 'hmp' (sent as human-monitor-command); on a\n"
+		"  terminal, history is kept in $HOME/.kestrel_qmp_history.\n"
 		"\n"
 		"  -e, --events       print events (one JSON object per line)\n"
 		"  -w, --wait EVENT   after the command (if any), wait for EVENT and print it\n"
@@ -327,6 +330,48 @@ static void ed_add_history(struct editor *e, const char *s)
 	e->history[e->nr_hist++] = strdup(s);
 }
 
+/* $HOME/.kestrel_qmp_history (malloc'd), or NULL without a HOME. */
+static char *history_path(void)
+{
+	const char *home = getenv("HOME");
+	char *path = NULL;
+	if (!home || !*home || asprintf(&path, "%s/%s", home, HISTORY_FILE) < 0)
+		return NULL;
+	return path;
+}
+
+/* The saved history, oldest first; a missing or unreadable file is no history. */
+static void history_load(struct editor *e, const char *path)
+{
+	FILE *f = path ? fopen(path, "r") : NULL;
+	char line[LINE_MAX_LEN];
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		ed_add_history(e, line);
+	}
+	if (f)
+		fclose(f);
+	e->hist_pos = e->nr_hist;
+}
+
+/* Written to a temporary file renamed over the old one; failure (no HOME, read-only home)
+ * only loses the history. */
+static void history_save(const struct editor *e, const char *path)
+{
+	char *tmp = NULL;
+	if (!path || asprintf(&tmp, "%s.%d", path, (int)getpid()) < 0)
+		return;
+	FILE *f = fopen(tmp, "w");
+	bool ok = f != NULL;
+	for (int i = 0; ok && i < e->nr_hist; i++)
+		ok = fprintf(f, "%s\n", e->history[i]) >= 0;
+	if (f && fclose(f))
+		ok = false;
+	if (!ok || rename(tmp, path))
+		unlink(tmp);
+	free(tmp);
+}
+
 /* One key; returns 1 when a line is complete, -1 on end of input, 0 otherwise. */
 static int ed_key(struct editor *e, int fd)
 {
@@ -401,6 +446,9 @@ static int shell(struct qmp_conn *c, long timeout)
 	struct editor e = {0};
 	e.tty = isatty(STDIN_FILENO);
 	c->print_events = true;
+	/* History only for a person at a terminal: piped scripts leave none. */
+	char *hist_path = e.tty ? history_path() : NULL;
+	history_load(&e, hist_path);
 	if (e.tty) {
 		struct termios raw;
 		tcgetattr(STDIN_FILENO, &e.saved);
@@ -479,6 +527,9 @@ static int shell(struct qmp_conn *c, long timeout)
 		tcsetattr(STDIN_FILENO, TCSANOW, &e.saved);
 		printf("\n");
 	}
+	if (hist_path)
+		history_save(&e, hist_path);
+	free(hist_path);
 	for (int i = 0; i < e.nr_hist; i++)
 		free(e.history[i]);
 	return status;

@@ -103,6 +103,25 @@ static void info_ramblock(struct vm *vm, FILE *out, void *opaque)
 
 static void info_registers(struct vm *vm, FILE *out, void *opaque)
 {
+	struct monitor *m = opaque;
+	unsigned first = m->cpu, last = m->cpu;
+	if (m->nr_args > 0 && !strcmp(m->args[0], "-a")) {
+		first = 0;
+		last = vm->nr_vcpus - 1;
+	} else if (m->nr_args > 0) {
+		char *end;
+		unsigned long n = strtoul(m->args[0], &end, 10);
+		if (*end || end == m->args[0] || m->args[0][0] == '-') {
+			fprintf(out, "info registers: '%s' is not -a or a CPU number\n",
+				m->args[0]);
+			return;
+		}
+		if (n >= vm->nr_vcpus) {
+			fprintf(out, "CPU#%lu not available\n", n); /* QEMU's words */
+			return;
+		}
+		first = last = (unsigned)n;
+	}
 	if (!vm->accel.ops || !vm->accel.ops->vcpu_dump) {
 		fprintf(out, "no register state\n");
 		return;
@@ -112,7 +131,7 @@ static void info_registers(struct vm *vm, FILE *out, void *opaque)
 	if (was_running)
 		vm_pause(vm);
 	char *buf = malloc(8192);
-	for (unsigned i = 0; buf && i < vm->nr_vcpus; i++) {
+	for (unsigned i = first; buf && i <= last && i < vm->nr_vcpus; i++) {
 		int n = vm->accel.ops->vcpu_dump(&vm->vcpus[i].vcpu, buf, 8192);
 		if (n > 0)
 			fputs(buf, out);
@@ -260,8 +279,9 @@ static void info_name(struct vm *vm, FILE *out, void *opaque)
 
 static void info_cpus(struct vm *vm, FILE *out, void *opaque)
 {
+	const struct monitor *m = opaque;
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
-		fprintf(out, "%c CPU #%u: thread_id=%d\n", i ? ' ' : '*', i,
+		fprintf(out, "%c CPU #%u: thread_id=%d\n", i == m->cpu ? '*' : ' ', i,
 			atomic_load(&vm->vcpus[i].tid));
 }
 
@@ -277,13 +297,14 @@ void monitor_init(struct monitor *m, struct vm *vm)
 	m->vm = vm;
 	monitor_add_info(m, "mtree", "show the memory and I/O address spaces", info_mtree, NULL);
 	monitor_add_info(m, "ramblock", "show the RAM blocks", info_ramblock, NULL);
-	monitor_add_info(m, "registers", "show the vCPUs' registers", info_registers, NULL);
+	monitor_add_info(m, "registers", "show the current vCPU's registers (-a: all, N: CPU N)",
+			 info_registers, m);
 	monitor_add_info(m, "qtree", "show the device tree", info_qtree, NULL);
 	monitor_add_info(m, "pci", "show the PCI devices", info_pci, NULL);
 	monitor_add_info(m, "status", "show the VM's run state", info_status, NULL);
 	monitor_add_info(m, "version", "show the version", info_version, NULL);
 	monitor_add_info(m, "name", "show the VM's name", info_name, NULL);
-	monitor_add_info(m, "cpus", "show the vCPUs", info_cpus, NULL);
+	monitor_add_info(m, "cpus", "show the vCPUs (* marks the current one)", info_cpus, m);
 	monitor_add_info(m, "kvm", "show whether KVM is in use", info_kvm, NULL);
 }
 
@@ -328,7 +349,11 @@ static int run(struct monitor *m, char **w, int nw, FILE *out)
 		}
 		for (unsigned i = 0; i < m->nr_info; i++)
 			if (!strcmp(m->info[i].name, w[1])) {
+				m->args = w + 2;
+				m->nr_args = nw - 2;
 				m->info[i].fn(vm, out, m->info[i].opaque);
+				m->args = NULL;
+				m->nr_args = 0;
 				return 0;
 			}
 		fprintf(out, "unknown info subcommand '%s' (see 'info')\n", w[1]);

@@ -339,10 +339,21 @@ static struct json_object *cmd_query_memory_size_summary(struct qmp_ctx *c,
 
 static struct json_object *cmd_hmp(struct qmp_ctx *c, struct json_object *args)
 {
-	struct json_object *line;
+	struct json_object *line, *cpu;
 	json_object_object_get_ex(args, "command-line", &line);
+	unsigned cpu_index = 0;
+	if (json_object_object_get_ex(args, "cpu-index", &cpu)) {
+		int64_t n = json_object_get_int64(cpu);
+		if (n < 0 || n >= (int64_t)c->vm->nr_vcpus) {
+			qmp_error(c, "GenericError", "Parameter 'cpu-index' expects a CPU number");
+			return NULL;
+		}
+		cpu_index = (unsigned)n;
+	}
 	char *out = NULL;
+	c->srv->mon.cpu = cpu_index; /* for this command only, as QEMU's */
 	int ret = monitor_hmp(&c->srv->mon, json_object_get_string(line), &out);
+	c->srv->mon.cpu = 0;
 	if (ret == -ENOMEM) {
 		free(out);
 		qmp_error(c, "GenericError", "out of memory");
@@ -360,25 +371,162 @@ static const struct qmp_arg send_key_args[] = {
 static const struct qmp_arg hmp_args[] = {
     {"command-line", QMP_ARG_STR, false}, {"cpu-index", QMP_ARG_INT, true}, {NULL, 0, false}};
 
+/* --- introspection ----------------------------------------------------------------------- */
+
+const struct qmp_event_info qmp_events[] = {
+    {"SHUTDOWN", "ShutdownInfo"},
+    {"POWERDOWN", "0"},
+    {"RESET", "ShutdownInfo"},
+    {"STOP", "0"},
+    {"RESUME", "0"},
+    {NULL, NULL},
+};
+
+/* query-events (QEMU's EventInfo list; QEMU itself dropped the command in 6.0 for
+ * query-qmp-schema, older clients still ask). */
+static struct json_object *cmd_query_events(struct qmp_ctx *c, struct json_object *args)
+{
+	struct json_object *r = json_object_new_array();
+	for (const struct qmp_event_info *e = qmp_events; e->name; e++) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(e->name));
+		json_object_array_add(r, o);
+	}
+	return r;
+}
+
+/* The types the commands and events refer to, as QEMU's SchemaInfo (qapi/introspect.json):
+ * builtins, objects, enums, arrays. Names are ours (QEMU's are masked numbers as well). */
+static const char schema_types[] =
+    "["
+    "{\"name\":\"str\",\"meta-type\":\"builtin\",\"json-type\":\"string\"},"
+    "{\"name\":\"int\",\"meta-type\":\"builtin\",\"json-type\":\"int\"},"
+    "{\"name\":\"bool\",\"meta-type\":\"builtin\",\"json-type\":\"boolean\"},"
+    "{\"name\":\"any\",\"meta-type\":\"builtin\",\"json-type\":\"value\"},"
+    "{\"name\":\"[any]\",\"meta-type\":\"array\",\"element-type\":\"any\"},"
+    "{\"name\":\"0\",\"meta-type\":\"object\",\"members\":[]},"
+    "{\"name\":\"VersionTriple\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"major\",\"type\":\"int\"},{\"name\":\"minor\",\"type\":\"int\"},"
+    "{\"name\":\"micro\",\"type\":\"int\"}]},"
+    "{\"name\":\"VersionInfo\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"qemu\",\"type\":\"VersionTriple\"},{\"name\":\"package\",\"type\":\"str\"}]},"
+    "{\"name\":\"CommandInfo\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"name\",\"type\":\"str\"}]},"
+    "{\"name\":\"[CommandInfo]\",\"meta-type\":\"array\",\"element-type\":\"CommandInfo\"},"
+    "{\"name\":\"EventInfo\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"name\",\"type\":\"str\"}]},"
+    "{\"name\":\"[EventInfo]\",\"meta-type\":\"array\",\"element-type\":\"EventInfo\"},"
+    "{\"name\":\"RunState\",\"meta-type\":\"enum\",\"members\":[{\"name\":\"prelaunch\"},"
+    "{\"name\":\"running\"},{\"name\":\"paused\"},{\"name\":\"shutdown\"}],"
+    "\"values\":[\"prelaunch\",\"running\",\"paused\",\"shutdown\"]},"
+    "{\"name\":\"StatusInfo\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"running\",\"type\":\"bool\"},{\"name\":\"singlestep\",\"type\":\"bool\"},"
+    "{\"name\":\"status\",\"type\":\"RunState\"}]},"
+    "{\"name\":\"NameInfo\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"name\",\"type\":\"str\",\"default\":null}]},"
+    "{\"name\":\"UuidInfo\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"UUID\",\"type\":\"str\"}]},"
+    "{\"name\":\"KvmInfo\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"enabled\",\"type\":\"bool\"},{\"name\":\"present\",\"type\":\"bool\"}]},"
+    "{\"name\":\"MemoryInfo\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"base-memory\",\"type\":\"int\"},"
+    "{\"name\":\"plugged-memory\",\"type\":\"int\",\"default\":null}]},"
+    "{\"name\":\"ShutdownCause\",\"meta-type\":\"enum\",\"members\":[{\"name\":\"none\"},"
+    "{\"name\":\"host-error\"},{\"name\":\"host-qmp-quit\"},{\"name\":\"host-qmp-system-reset\"},"
+    "{\"name\":\"host-signal\"},{\"name\":\"host-ui\"},{\"name\":\"guest-shutdown\"},"
+    "{\"name\":\"guest-reset\"},{\"name\":\"guest-panic\"}],"
+    "\"values\":[\"none\",\"host-error\",\"host-qmp-quit\",\"host-qmp-system-reset\","
+    "\"host-signal\",\"host-ui\",\"guest-shutdown\",\"guest-reset\",\"guest-panic\"]},"
+    "{\"name\":\"ShutdownInfo\",\"meta-type\":\"object\",\"members\":["
+    "{\"name\":\"guest\",\"type\":\"bool\"},{\"name\":\"reason\",\"type\":\"ShutdownCause\"}]}"
+    "]";
+
+static const char *arg_schema_type(enum qmp_arg_type t)
+{
+	switch (t) {
+	case QMP_ARG_STR:
+		return "str";
+	case QMP_ARG_INT:
+		return "int";
+	case QMP_ARG_BOOL:
+		return "bool";
+	case QMP_ARG_ARRAY:
+		return "[any]";
+	case QMP_ARG_OBJECT:
+		return "any";
+	}
+	return "any";
+}
+
+static struct json_object *schema_entry(const char *name, const char *meta)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "meta-type", json_object_new_string(meta));
+	return o;
+}
+
+/* query-qmp-schema: every command (its arguments from the table check_args() uses) and
+ * every event, and the types they name; enough for a client that looks for a command. */
+static struct json_object *cmd_query_qmp_schema(struct qmp_ctx *c, struct json_object *args)
+{
+	struct json_object *r = json_tokener_parse(schema_types);
+	if (!r) {
+		qmp_error(c, "GenericError", "out of memory");
+		return NULL;
+	}
+	for (const struct qmp_command *cmd = qmp_commands; cmd->name; cmd++) {
+		char arg_type[96] = "0";
+		if (cmd->args) {
+			snprintf(arg_type, sizeof(arg_type), "q_obj_%s-arg", cmd->name);
+			struct json_object *members = json_object_new_array();
+			for (const struct qmp_arg *a = cmd->args; a->name; a++) {
+				struct json_object *m = json_object_new_object();
+				json_object_object_add(m, "name", json_object_new_string(a->name));
+				json_object_object_add(
+				    m, "type", json_object_new_string(arg_schema_type(a->type)));
+				if (a->optional)
+					json_object_object_add(m, "default", NULL);
+				json_object_array_add(members, m);
+			}
+			struct json_object *t = schema_entry(arg_type, "object");
+			json_object_object_add(t, "members", members);
+			json_object_array_add(r, t);
+		}
+		struct json_object *o = schema_entry(cmd->name, "command");
+		json_object_object_add(o, "arg-type", json_object_new_string(arg_type));
+		json_object_object_add(o, "ret-type", json_object_new_string(cmd->ret_type));
+		json_object_array_add(r, o);
+	}
+	for (const struct qmp_event_info *e = qmp_events; e->name; e++) {
+		struct json_object *o = schema_entry(e->name, "event");
+		json_object_object_add(o, "arg-type", json_object_new_string(e->arg_type));
+		json_object_array_add(r, o);
+	}
+	return r;
+}
+
 const struct qmp_command qmp_commands[] = {
-    {"qmp_capabilities", cmd_qmp_capabilities, caps_args},
-    {"query-version", cmd_query_version, NULL},
-    {"query-commands", cmd_query_commands, NULL},
-    {"query-status", cmd_query_status, NULL},
-    {"query-name", cmd_query_name, NULL},
-    {"query-uuid", cmd_query_uuid, NULL},
-    {"query-cpus-fast", cmd_query_cpus_fast, NULL},
-    {"query-kvm", cmd_query_kvm, NULL},
-    {"query-block", cmd_query_block, NULL},
-    {"query-memory-size-summary", cmd_query_memory_size_summary, NULL},
-    {"stop", cmd_stop, NULL},
-    {"cont", cmd_cont, NULL},
-    {"system_reset", cmd_system_reset, NULL},
-    {"system_powerdown", cmd_system_powerdown, NULL},
-    {"quit", cmd_quit, NULL},
-    {"send-key", cmd_send_key, send_key_args},
-    {"human-monitor-command", cmd_hmp, hmp_args},
-    {NULL, NULL, NULL},
+    {"qmp_capabilities", cmd_qmp_capabilities, caps_args, "0"},
+    {"query-version", cmd_query_version, NULL, "VersionInfo"},
+    {"query-commands", cmd_query_commands, NULL, "[CommandInfo]"},
+    {"query-events", cmd_query_events, NULL, "[EventInfo]"},
+    {"query-qmp-schema", cmd_query_qmp_schema, NULL, "[any]"},
+    {"query-status", cmd_query_status, NULL, "StatusInfo"},
+    {"query-name", cmd_query_name, NULL, "NameInfo"},
+    {"query-uuid", cmd_query_uuid, NULL, "UuidInfo"},
+    {"query-cpus-fast", cmd_query_cpus_fast, NULL, "[any]"},
+    {"query-kvm", cmd_query_kvm, NULL, "KvmInfo"},
+    {"query-block", cmd_query_block, NULL, "[any]"},
+    {"query-memory-size-summary", cmd_query_memory_size_summary, NULL, "MemoryInfo"},
+    {"stop", cmd_stop, NULL, "0"},
+    {"cont", cmd_cont, NULL, "0"},
+    {"system_reset", cmd_system_reset, NULL, "0"},
+    {"system_powerdown", cmd_system_powerdown, NULL, "0"},
+    {"quit", cmd_quit, NULL, "0"},
+    {"send-key", cmd_send_key, send_key_args, "0"},
+    {"human-monitor-command", cmd_hmp, hmp_args, "str"},
+    {NULL, NULL, NULL, NULL},
 };
 
 const struct qmp_command *qmp_find_command(const char *name)

@@ -102,7 +102,15 @@ struct qmp_command {
 	/* Returns the "return" value (NULL: {}), or sets an error through qmp_error(). */
 	struct json_object *(*fn)(struct qmp_ctx *c, struct json_object *args);
 	const struct qmp_arg *args; /* NULL-name terminated; NULL: no arguments */
+	const char *ret_type;	    /* query-qmp-schema's name of the return type */
 };
+
+/* The events the server sends (query-events, query-qmp-schema), NULL-name terminated. */
+struct qmp_event_info {
+	const char *name;
+	const char *arg_type; /* query-qmp-schema's name of its "data" type */
+};
+extern const struct qmp_event_info qmp_events[];
 
 const struct qmp_command *qmp_find_command(const char *name);
 /* NULL-terminated list of every command, for query-commands. */

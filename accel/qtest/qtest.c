@@ -6,6 +6,11 @@
  * Everything here runs on the main thread except vcpu_run/vcpu_kick (vCPU threads, any
  * thread) and the interrupt router, which a device may call from any thread: the router
  * and the output share q->lock.
+ *
+ * A socket client's output never blocks: what the socket does not take is queued and sent
+ * as the client reads (EPOLLOUT, armed by the main thread; other threads ask for it through
+ * out_kick_fd); a client that lets more than QTEST_MAX_OUTPUT wait is dropped, so a stuck
+ * test cannot hang the main loop. (stdio keeps blocking writes: the test owns that pipe.)
  */
 #define LOG_SUBSYS "qtest"
 #include <errno.h>
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -29,7 +35,8 @@
 #define QTEST_MAX_LINE	 (1u << 20) /* write of 512 KiB in hex */
 #define QTEST_MAX_IRQ	 256
 #define QTEST_MAX_WORDS	 8
-#define QTEST_MAX_ACCESS (1u << 20) /* read/write/memset size */
+#define QTEST_MAX_ACCESS (1u << 20)  /* read/write/memset size */
+#define QTEST_MAX_OUTPUT (32u << 20) /* queued for a socket client that does not read */
 
 struct qtest {
 	struct qtest_env env;
@@ -45,6 +52,12 @@ struct qtest {
 	pthread_mutex_t lock; /* irq_levels, intercept, output */
 	int irq_levels[QTEST_MAX_IRQ];
 	bool intercept;
+	/* A socket client's queued output (lock held) */
+	char *out;
+	size_t out_len, out_cap;
+	bool out_dead;	 /* over QTEST_MAX_OUTPUT: the main thread drops the client */
+	bool want_out;	 /* EPOLLOUT armed (main thread) */
+	int out_kick_fd; /* eventfd: the main thread should arm EPOLLOUT or drop the client */
 };
 
 struct qtest_vcpu {
@@ -55,9 +68,65 @@ struct qtest_vcpu {
 
 /* --- output ------------------------------------------------------------------------------ */
 
+/* Lock held: send what the socket takes now; the rest stays queued. */
+static void flush_locked(struct qtest *q)
+{
+	while (q->out_len && q->out_fd >= 0) {
+		ssize_t n = send(q->out_fd, q->out, q->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN)
+				q->out_len =
+				    0; /* gone: its reader's hang-up is seen on the input side */
+			return;
+		}
+		memmove(q->out, q->out + n, q->out_len - (size_t)n);
+		q->out_len -= (size_t)n;
+	}
+}
+
+/* Lock held, any thread: queue for the socket client and send what can go now. */
+static void queue_locked(struct qtest *q, const char *buf, size_t len)
+{
+	if (q->out_dead)
+		return;
+	if (q->out_len + len > QTEST_MAX_OUTPUT) {
+		q->out_dead = true;
+		q->out_len = 0;
+	} else {
+		if (q->out_len + len > q->out_cap) {
+			size_t cap = q->out_cap ? q->out_cap : 4096;
+			while (cap < q->out_len + len)
+				cap *= 2;
+			char *p = realloc(q->out, cap);
+			if (!p) {
+				q->out_dead = true;
+				goto kick;
+			}
+			q->out = p;
+			q->out_cap = cap;
+		}
+		memcpy(q->out + q->out_len, buf, len);
+		q->out_len += len;
+		flush_locked(q);
+		if (!q->out_len || q->want_out)
+			return;
+	}
+kick:;
+	uint64_t one = 1;
+	ssize_t r = write(q->out_kick_fd, &one, sizeof(one));
+	(void)r;
+}
+
 /* Write all of buf; called with q->lock held. A client that went away loses the rest. */
 static void out_locked(struct qtest *q, const char *buf, size_t len)
 {
+	if (q->listen_fd >= 0) {
+		if (q->out_fd >= 0)
+			queue_locked(q, buf, len);
+		return;
+	}
 	while (len && q->out_fd >= 0) {
 		ssize_t n = write(q->out_fd, buf, len);
 		if (n < 0 && errno == EINTR)
@@ -506,15 +575,52 @@ static void drop_client(struct qtest *q)
 		close(q->in_fd);
 		q->out_fd = -1;
 	}
+	q->out_len = 0;
+	q->out_dead = false;
+	q->want_out = false;
 	q->intercept = false;
 	pthread_mutex_unlock(&q->lock);
 	q->in_fd = -1;
 	q->line_len = 0;
 }
 
+/* Main thread: EPOLLOUT for what is queued (off again once it is all sent). */
+static void set_want_out(struct qtest *q, bool want)
+{
+	if (want != q->want_out && q->in_fd >= 0 &&
+	    !event_loop_mod_fd(q->env.loop, q->in_fd, EPOLLIN | (want ? EPOLLOUT : 0)))
+		q->want_out = want;
+}
+
+/* out_kick_fd: another thread queued output the socket did not take, or a client went over
+ * QTEST_MAX_OUTPUT. */
+static void on_out_kick(void *opaque, uint32_t events)
+{
+	struct qtest *q = opaque;
+	eventfd_drain(q->out_kick_fd);
+	pthread_mutex_lock(&q->lock);
+	bool dead = q->out_dead && q->out_fd >= 0;
+	if (!dead)
+		set_want_out(q, q->out_len > 0);
+	pthread_mutex_unlock(&q->lock);
+	if (dead) {
+		log_warn("qtest client does not read its answers (over %u MiB queued); dropping it",
+			 QTEST_MAX_OUTPUT >> 20);
+		drop_client(q);
+	}
+}
+
 static void on_client(void *opaque, uint32_t events)
 {
 	struct qtest *q = opaque;
+	if (events & EPOLLOUT) {
+		pthread_mutex_lock(&q->lock);
+		flush_locked(q);
+		set_want_out(q, q->out_len > 0);
+		pthread_mutex_unlock(&q->lock);
+		if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+			return;
+	}
 	char buf[4096];
 	ssize_t n = read(q->in_fd, buf, sizeof(buf));
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -555,7 +661,7 @@ static void on_client(void *opaque, uint32_t events)
 static void on_accept(void *opaque, uint32_t events)
 {
 	struct qtest *q = opaque;
-	int fd = accept4(q->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(q->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
 	if (q->in_fd >= 0) { /* one test at a time */
@@ -581,7 +687,7 @@ int qtest_create(struct qtest **out, const char *spec, const struct qtest_env *e
 	if (!q)
 		return error_set(err, -ENOMEM, "out of memory");
 	q->env = *env;
-	q->listen_fd = q->in_fd = q->out_fd = -1;
+	q->listen_fd = q->in_fd = q->out_fd = q->out_kick_fd = -1;
 	q->line_cap = 4096;
 	q->line = malloc(q->line_cap);
 	atomic_store(&q->clock_ns, 0);
@@ -633,8 +739,14 @@ err_free:
 
 int qtest_start(struct qtest *q)
 {
-	if (q->listen_fd >= 0)
-		return event_loop_add_fd(q->env.loop, q->listen_fd, EPOLLIN, on_accept, q);
+	if (q->listen_fd >= 0) {
+		q->out_kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->out_kick_fd < 0)
+			return -errno;
+		int ret = event_loop_add_fd(q->env.loop, q->out_kick_fd, EPOLLIN, on_out_kick, q);
+		return ret ? ret
+			   : event_loop_add_fd(q->env.loop, q->listen_fd, EPOLLIN, on_accept, q);
+	}
 	if (q->in_fd < 0)
 		return 0;
 	int ret = event_loop_add_fd(q->env.loop, q->in_fd, EPOLLIN, on_client, q);
@@ -652,6 +764,9 @@ void qtest_destroy(struct qtest *q)
 		close(q->listen_fd);
 		unlink(q->unix_path);
 	}
+	if (q->out_kick_fd >= 0)
+		close(q->out_kick_fd);
+	free(q->out);
 	free(q->unix_path);
 	free(q->line);
 	pthread_mutex_destroy(&q->lock);

@@ -25,6 +25,11 @@ struct monitor {
 	struct vm *vm;
 	struct monitor_info info[MONITOR_MAX_INFO];
 	unsigned nr_info;
+	/* The command being run: its current CPU (human-monitor-command's cpu-index, else 0)
+	 * and the words after "info NAME", for the providers that take arguments. */
+	unsigned cpu;
+	char **args;
+	int nr_args;
 };
 
 void monitor_init(struct monitor *m, struct vm *vm);
@@ -32,7 +37,8 @@ void monitor_init(struct monitor *m, struct vm *vm);
 int monitor_add_info(struct monitor *m, const char *name, const char *help, monitor_info_fn fn,
 		     void *opaque);
 /* Run one command line; *out gets the text (malloc'd, caller frees). Returns 0, or -ENOENT
- * for an unknown command (the text says so), -ENOMEM. */
+ * for an unknown command (the text says so), -ENOMEM. m->cpu is the current CPU ("info
+ * registers" shows it alone, as QEMU; "info registers -a" all, "info registers N" CPU N). */
 int monitor_hmp(struct monitor *m, const char *line, char **out);
 
 /* Run control with the QMP events that go with it (main thread). */

@@ -63,7 +63,7 @@ def queries(vm):
     want = {"qmp_capabilities", "query-version", "query-commands", "query-status", "query-name",
             "query-uuid", "stop", "cont", "system_reset", "system_powerdown", "quit", "send-key",
             "query-cpus-fast", "query-kvm", "query-block", "query-memory-size-summary",
-            "human-monitor-command"}
+            "human-monitor-command", "query-events", "query-qmp-schema"}
     t.ok(want <= names, "query-commands lists every command", want - names)
     t.eq(q.cmd("query-status")["return"],
          {"running": True, "singlestep": False, "status": "running"}, "query-status running")
@@ -89,7 +89,39 @@ def queries(vm):
          "query-block: the --disk with file, ro, drv and size", blk)
     t.eq(q.cmd("query-memory-size-summary")["return"],
          {"base-memory": 256 << 20, "plugged-memory": 0}, "query-memory-size-summary")
+    events = [e["name"] for e in q.cmd("query-events")["return"]]
+    t.eq(sorted(events), ["POWERDOWN", "RESET", "RESUME", "SHUTDOWN", "STOP"],
+         "query-events: the events Kestrel sends")
+    schema = q.cmd("query-qmp-schema")["return"]
+    check_schema(schema, {c["name"] for c in q.cmd("query-commands")["return"]}, events)
     q.close()
+
+
+def schema_refs(e):
+    refs = [e[k] for k in ("arg-type", "ret-type", "element-type") if k in e]
+    return refs + [m["type"] for m in e.get("members", []) if "type" in m]
+
+
+def check_schema(schema, commands, events):
+    """query-qmp-schema in QEMU's SchemaInfo form: every command and event, and every type
+    they name is there."""
+    by = {e.get("name"): e for e in schema}
+    metas = {"builtin", "enum", "array", "object", "alternate", "command", "event"}
+    t.ok(all(isinstance(e.get("name"), str) and e.get("meta-type") in metas for e in schema)
+         and len(by) == len(schema), "query-qmp-schema: SchemaInfo entries, unique names")
+    cmds = {n for n, e in by.items() if e["meta-type"] == "command"}
+    t.eq(cmds, commands, "query-qmp-schema: exactly the commands query-commands lists")
+    t.eq({n for n, e in by.items() if e["meta-type"] == "event"}, set(events),
+         "query-qmp-schema: exactly the events query-events lists")
+    missing = {r for e in schema for r in schema_refs(e) if r not in by}
+    t.eq(missing, set(), "query-qmp-schema: every type a command or event names is defined")
+    hmp = by["human-monitor-command"]
+    t.eq(by[hmp["arg-type"]]["members"],
+         [{"name": "command-line", "type": "str"}, {"name": "cpu-index", "type": "int",
+                                                    "default": None}],
+         "query-qmp-schema: human-monitor-command's arguments, cpu-index optional")
+    t.eq(by[by["query-status"]["ret-type"]]["members"][2]["name"], "status",
+         "query-qmp-schema: query-status returns StatusInfo")
 
 
 def hmp(vm):
@@ -115,7 +147,25 @@ def hmp(vm):
     t.ok("Block Name" in r and "pc.ram" in r and "0x0000000010000000" in r,
          "info ramblock lists pc.ram with its size", r)
     r = h("info registers")
-    t.ok("CPU#0" in r and "CPU#1" in r, "info registers: every vCPU", r)
+    t.ok("CPU#0" in r and "CPU#1" not in r, "info registers: the current vCPU only (0)", r)
+    r = h("info registers -a")
+    t.ok("CPU#0" in r and "CPU#1" in r, "info registers -a: every vCPU", r)
+    r = h("info registers 1")
+    t.ok("CPU#1" in r and "CPU#0" not in r, "info registers 1: vCPU 1", r)
+    t.eq(h("info registers 5"), "CPU#5 not available\n", "info registers 5: QEMU's answer")
+    t.ok("not -a or a CPU number" in h("info registers x"), "info registers x: a message")
+    r = q.cmd("human-monitor-command", {"command-line": "info registers", "cpu-index": 1})
+    t.ok("CPU#1" in r.get("return", "") and "CPU#0" not in r.get("return", ""),
+         "cpu-index 1 makes vCPU 1 the current one", r)
+    r = q.cmd("human-monitor-command", {"command-line": "info cpus", "cpu-index": 1})
+    t.ok("* CPU #1" in r.get("return", "") and "  CPU #0" in r.get("return", ""),
+         "info cpus marks the current vCPU", r)
+    t.ok("* CPU #0" in h("info cpus"), "the next command is back on vCPU 0")
+    for bad in (2, -1, 1 << 40):
+        r = q.cmd("human-monitor-command", {"command-line": "info registers", "cpu-index": bad})
+        t.eq(r.get("error"), {"class": "GenericError",
+                              "desc": "Parameter 'cpu-index' expects a CPU number"},
+             f"cpu-index {bad} (2 vCPUs): QEMU's error")
     t.eq(q.cmd("query-status")["return"]["status"], "running",
          "info registers leaves the VM running")
     r = h("info qtree")
@@ -701,8 +751,22 @@ def qemu_reference(vm):
             if os.path.exists(path) or p.poll() is not None:
                 break
             time.sleep(0.05)
-        ref = answers(Qmp(path, negotiate=False))
+        qq = Qmp(path, negotiate=False)
+        ref = answers(qq)
         ours = answers(vm.qmp(negotiate=False))
+        # The schema: our commands and events are QEMU's, with QEMU's argument names.
+        mine = vm.qmp().cmd("query-qmp-schema")["return"]
+        theirs = qq.cmd("query-qmp-schema")["return"]
+        tb, mb = {e["name"]: e for e in theirs}, {e["name"]: e for e in mine}
+
+        def arg_names(by, e):
+            return sorted(m["name"] for m in by[e["arg-type"]].get("members", []))
+
+        diff = [n for n, e in mb.items() if e["meta-type"] in ("command", "event")
+                and n != "query-events"  # QEMU dropped it in 6.0; older clients ask
+                and (n not in tb or tb[n]["meta-type"] != e["meta-type"]
+                     or arg_names(mb, e) != arg_names(tb, tb[n]))]
+        t.eq(diff, [], "query-qmp-schema: every command and event QEMU's too, same arguments")
         for (req, what), a, b in zip(SAME_AS_QEMU, ours, ref):
             t.ok(a == b, f"same as QEMU: {req.decode('ascii', 'backslashreplace')[:60].replace(chr(10), chr(32))} ({what})", f"kestrel {a!r}\nqemu    {b!r}")
     finally:

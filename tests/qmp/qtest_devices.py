@@ -187,6 +187,50 @@ def stdio():
     t.eq(rc, 0, "qtest stdio: end of input ends the VM, exit 0")
 
 
+def stuck_client():
+    """A qtest client that stops reading holds up nothing: its answers queue (and arrive when
+    it reads), and past 32 MiB queued it is dropped; QMP is answered promptly all along."""
+    vm = Vm([])
+    try:
+        q = vm.qmp()
+        qt = vm.qtest()
+        qt.sock.sendall(b"read 0x0 1048576\n" * 4)  # 4 answers of 2 MiB of hex, unread
+        time.sleep(0.2)
+        t0 = time.time()
+        r = q.cmd("query-status")
+        took = time.time() - t0
+        t.ok(r["return"]["status"] == "running" and took < 1.5,
+             f"a qtest client that does not read: QMP still answers at once ({took:.2f} s)")
+        answers = [qt.line() for _ in range(4)]
+        t.ok(all(a.startswith("OK 0x") and len(a) == 5 + 2 * 1048576 for a in answers),
+             "its queued answers arrive whole once it reads", [len(a) for a in answers])
+        t.eq(qt.cmd("endianness"), "OK little", "and it goes on")
+        qt.sock.sendall(b"read 0x0 1048576\n" * 20)  # 40 MiB: over the 32 MiB queue
+        time.sleep(0.3)
+        t.eq(q.cmd("query-status")["return"]["status"], "running", "QMP answers meanwhile")
+        got = 0
+        qt.sock.settimeout(10)
+        try:
+            while True:
+                data = qt.sock.recv(1 << 20)
+                if not data:
+                    break
+                got += len(data)
+        except OSError:
+            pass
+        t.ok(got < 20 * (5 + 2 * 1048576 + 1), "past 32 MiB queued the client is dropped",
+             got)
+        t.ok("does not read its answers" in vm.output(), "the log says why")
+        qt.close()
+        qt = vm.qtest()
+        t.eq(qt.cmd("endianness"), "OK little", "a new qtest client is served")
+        qt.close()
+        q.cmd("quit")
+        t.eq(vm.wait(10), 0, "VM exits 0 on quit")
+    finally:
+        vm.kill()
+
+
 def main():
     if not os.path.exists(os.environ.get("KESTREL", "")):
         print("1..0 # SKIP kestrel not built")
@@ -213,6 +257,7 @@ def main():
         q.cmd("quit")
         t.eq(vm.wait(10), 0, "VM exits 0 on quit")
         stdio()
+        stuck_client()
     finally:
         vm.kill()
         shutil.rmtree(tmp, ignore_errors=True)

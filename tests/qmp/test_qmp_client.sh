@@ -73,11 +73,16 @@ tap_check "shell over a pipe: several commands and the RESUME event" \
 	test -n "$(grep '"status":"running"' <<<"$out")" -a -n "$(grep '"event":"RESUME"' <<<"$out")"
 
 if command -v python3 >/dev/null; then
-	out=$(timeout 30 python3 "$(dirname "$0")/pty_shell.py" "$K" "$S")
+	out=$(HOME=$T timeout 30 python3 "$(dirname "$0")/pty_shell.py" "$K" "$S") # no history in ~
 	tap_check "shell on a tty: backspace editing" grep -q EDIT <<<"$out"
 	tap_check "shell on a tty: up-arrow history" grep -q HIST <<<"$out"
+	out=$(timeout 60 python3 "$(dirname "$0")/pty_history.py" "$K" "$S")
+	tap_check "shell history saved in \$HOME/.kestrel_qmp_history" grep -q SAVED <<<"$out"
+	tap_check "the next shell recalls it with the up arrow" grep -q RECALLED <<<"$out"
+	tap_check "a HOME that cannot be written: the shell works, exit 0" grep -q NOHOME-OK <<<"$out"
 else
 	tap_skip "shell on a tty" "python3 is not installed (needed for the pty)"
+	tap_skip "shell history on a tty" "python3 is not installed (needed for the pty)"
 fi
 
 "$K" qmp -e "$S" >"$T/events" &
