@@ -326,6 +326,16 @@ def gen_qmp():
         '{"execute":"query-name","id":' + "[" * 1030 + "]" * 1030 + "}\n",
         '{"execute":"query-name","id":' + "[" * 500 + "]" * 500 + "}\n",
         '"str" 17 true nul }{"execute":"query-name"}\n'))
+    # Introspection and the current CPU of human-monitor-command.
+    write("qmp", "introspection", qmp(
+        caps, ex("query-events"), ex("query-qmp-schema"),
+        ex("human-monitor-command", '{"command-line":"info registers -a"}'),
+        ex("human-monitor-command", '{"command-line":"info registers 1"}'),
+        ex("human-monitor-command", '{"command-line":"info registers 9"}'),
+        ex("human-monitor-command", '{"command-line":"info registers","cpu-index":1}'),
+        ex("human-monitor-command", '{"command-line":"info cpus","cpu-index":1}'),
+        ex("human-monitor-command", '{"command-line":"info cpus","cpu-index":2}'),
+        ex("human-monitor-command", '{"command-line":"info cpus","cpu-index":-1}')))
     # A request over the 1 MiB limit: the connection closes; the next write connects again.
     write("qmp", "too-large", qmp(caps, BIG + BIG + ex("query-name").encode(), caps,
                                   ex("query-name")))
