@@ -324,26 +324,25 @@ void pc_machine_reset(struct vm *vm)
 /* The VM stops: the devices that work outside the vCPU threads (disk iothreads, network
  * threads, console input) stop touching guest memory and raising interrupts. virtio-rng and
  * virtio-console's output work on the vCPU threads, which are parked already. */
-void pc_machine_pause(struct vm *vm)
+static void pc_devices_pause(struct vm *vm, bool pause)
 {
 	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
 		if (vm->blk[i])
-			virtio_blk_pause(vm->blk[i]);
+			(pause ? virtio_blk_pause : virtio_blk_resume)(vm->blk[i]);
 	for (unsigned i = 0; i < VM_MAX_NICS; i++)
 		if (vm->net[i])
-			virtio_net_pause(vm->net[i]);
-	console_pause(&vm->console);
+			(pause ? virtio_net_pause : virtio_net_resume)(vm->net[i]);
+	(pause ? console_pause : console_resume)(&vm->console);
+}
+
+void pc_machine_pause(struct vm *vm)
+{
+	pc_devices_pause(vm, true);
 }
 
 void pc_machine_resume(struct vm *vm)
 {
-	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
-		if (vm->blk[i])
-			virtio_blk_resume(vm->blk[i]);
-	for (unsigned i = 0; i < VM_MAX_NICS; i++)
-		if (vm->net[i])
-			virtio_net_resume(vm->net[i]);
-	console_resume(&vm->console);
+	pc_devices_pause(vm, false);
 }
 
 void pc_machine_destroy(struct vm *vm)

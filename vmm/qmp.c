@@ -217,23 +217,6 @@ static void send_error(struct qmp_client *cl, struct json_object *req, const cha
 	send_error_len(cl, req, cls, desc, strlen(desc));
 }
 
-static const char *type_name(enum qmp_arg_type t)
-{
-	switch (t) {
-	case QMP_ARG_STR:
-		return "string";
-	case QMP_ARG_INT:
-		return "integer";
-	case QMP_ARG_BOOL:
-		return "boolean";
-	case QMP_ARG_ARRAY:
-		return "array";
-	case QMP_ARG_OBJECT:
-		return "object";
-	}
-	return "?";
-}
-
 static bool type_ok(struct json_object *v, enum qmp_arg_type t)
 {
 	switch (t) {
@@ -266,7 +249,7 @@ static bool check_args(struct qmp_ctx *c, const struct qmp_command *cmd, struct 
 		if (!type_ok(val, a->type)) {
 			qmp_error(c, "GenericError",
 				  "Invalid parameter type for '%s', expected: %s", key,
-				  type_name(a->type));
+				  qmp_arg_type_name(a->type, false));
 			return false;
 		}
 	}

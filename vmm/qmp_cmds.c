@@ -46,14 +46,19 @@ static struct json_object *cmd_query_version(struct qmp_ctx *c, struct json_obje
 	return r;
 }
 
+/* [{"name": NAME}, ...] (CommandInfo, EventInfo) */
+static void add_name(struct json_object *list, const char *name)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_array_add(list, o);
+}
+
 static struct json_object *cmd_query_commands(struct qmp_ctx *c, struct json_object *args)
 {
 	struct json_object *r = json_object_new_array();
-	for (const struct qmp_command *cmd = qmp_commands; cmd->name; cmd++) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", json_object_new_string(cmd->name));
-		json_object_array_add(r, o);
-	}
+	for (const struct qmp_command *cmd = qmp_commands; cmd->name; cmd++)
+		add_name(r, cmd->name);
 	return r;
 }
 
@@ -387,11 +392,8 @@ const struct qmp_event_info qmp_events[] = {
 static struct json_object *cmd_query_events(struct qmp_ctx *c, struct json_object *args)
 {
 	struct json_object *r = json_object_new_array();
-	for (const struct qmp_event_info *e = qmp_events; e->name; e++) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", json_object_new_string(e->name));
-		json_object_array_add(r, o);
-	}
+	for (const struct qmp_event_info *e = qmp_events; e->name; e++)
+		add_name(r, e->name);
 	return r;
 }
 
@@ -441,21 +443,15 @@ static const char schema_types[] =
     "{\"name\":\"guest\",\"type\":\"bool\"},{\"name\":\"reason\",\"type\":\"ShutdownCause\"}]}"
     "]";
 
-static const char *arg_schema_type(enum qmp_arg_type t)
+const char *qmp_arg_type_name(enum qmp_arg_type t, bool schema)
 {
-	switch (t) {
-	case QMP_ARG_STR:
-		return "str";
-	case QMP_ARG_INT:
-		return "int";
-	case QMP_ARG_BOOL:
-		return "bool";
-	case QMP_ARG_ARRAY:
-		return "[any]";
-	case QMP_ARG_OBJECT:
-		return "any";
-	}
-	return "any";
+	/* [type] = {what an error message calls it, its query-qmp-schema type} */
+	static const char *const names[][2] = {
+	    [QMP_ARG_STR] = {"string", "str"},	  [QMP_ARG_INT] = {"integer", "int"},
+	    [QMP_ARG_BOOL] = {"boolean", "bool"}, [QMP_ARG_ARRAY] = {"array", "[any]"},
+	    [QMP_ARG_OBJECT] = {"object", "any"},
+	};
+	return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t][schema] : "any";
 }
 
 static struct json_object *schema_entry(const char *name, const char *meta)
@@ -484,7 +480,8 @@ static struct json_object *cmd_query_qmp_schema(struct qmp_ctx *c, struct json_o
 				struct json_object *m = json_object_new_object();
 				json_object_object_add(m, "name", json_object_new_string(a->name));
 				json_object_object_add(
-				    m, "type", json_object_new_string(arg_schema_type(a->type)));
+				    m, "type",
+				    json_object_new_string(qmp_arg_type_name(a->type, true)));
 				if (a->optional)
 					json_object_object_add(m, "default", NULL);
 				json_object_array_add(members, m);

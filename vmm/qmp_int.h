@@ -90,6 +90,8 @@ struct qmp_ctx {
 };
 
 enum qmp_arg_type { QMP_ARG_STR, QMP_ARG_INT, QMP_ARG_BOOL, QMP_ARG_ARRAY, QMP_ARG_OBJECT };
+/* "integer" for an error message; "int" (schema) for query-qmp-schema. */
+const char *qmp_arg_type_name(enum qmp_arg_type t, bool schema);
 
 struct qmp_arg {
 	const char *name;

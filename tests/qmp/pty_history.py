@@ -3,41 +3,25 @@ a line typed in one session is there after it, and the up arrow of the next sess
 it. A HOME that cannot be written costs the history only. Prints SAVED / RECALLED /
 NOHOME-OK, or what went wrong."""
 import os
-import pty
-import select
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from pty_shell import drain, spawn  # noqa: E402
 
 kestrel, sock = sys.argv[1], sys.argv[2]
 
 
 def session(home, keys):
-    env = dict(os.environ, HOME=home)
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(kestrel, [kestrel, "qmp", sock], env)
-    out = b""
-
-    def drain(secs):
-        nonlocal out
-        end = time.time() + secs
-        while time.time() < end:
-            r, _, _ = select.select([fd], [], [], 0.1)
-            if r:
-                try:
-                    out += os.read(fd, 65536)
-                except OSError:
-                    break
-
-    drain(0.5)
+    pid, fd = spawn(kestrel, sock, dict(os.environ, HOME=home))
+    out = drain(fd, 0.5)
     for k in keys:
         os.write(fd, k)
-        drain(1.0)
+        out += drain(fd)
     os.write(fd, b"\x04")  # Ctrl-D leaves
-    drain(0.5)
+    out += drain(fd, 0.5)
     _, status = os.waitpid(pid, 0)
-    return out.decode(errors="replace"), status
+    return out, status
 
 
 home = tempfile.mkdtemp(prefix="kestrel-qmp-home-")

@@ -13,7 +13,8 @@ import time
 
 sys.setrecursionlimit(20000)  # ids nested 1000 deep are parsed here too
 sys.path.insert(0, os.path.dirname(__file__))
-from qmplib import Qmp, Qtest, Tap, Vm  # noqa: E402
+from qmplib import (Qmp, Qtest, Tap, Vm, free_port, raw_disk, run, stop_proc,  # noqa: E402
+                    wait_path)
 
 t = Tap()
 
@@ -425,11 +426,7 @@ def strict_json(vm):
     """Only JSON is taken, and only JSON comes back."""
     q = vm.qmp()
     for i, (req, what) in enumerate(NOT_JSON):
-        q.send_raw(req + b"\n")
-        q.send_raw(b'{"execute": "query-name", "id": "after-%d"}\n' % i)
-        replies = [q.reply()]
-        while replies[-1].get("id") != f"after-{i}":
-            replies.append(q.reply())
+        replies = q.with_sync(req, f"after-{i}")
         r, others = replies[0], replies[1:-1]
         desc = r.get("error", {}).get("desc", "")
         ok = err_class(r) == "GenericError" and desc.startswith("JSON ")
@@ -487,9 +484,7 @@ def slow_clients(disk_dir):
     the output cap while another is served), one hangs up inside a large reply."""
     disks = []
     for i in range(2):
-        disks += ["--disk", os.path.join(disk_dir, f"d{i}.raw") + ",format=raw"]
-        with open(disks[-1].split(",")[0], "wb") as f:
-            f.truncate(1 << 20)
+        disks += ["--disk", raw_disk(disk_dir, f"d{i}.raw", 1 << 20) + ",format=raw"]
     vm = Vm(disks + ["--rng", "--serial-virtio", "--net", "user", "--cpus", "2"])
     try:
         qt = vm.qtest()
@@ -559,14 +554,6 @@ def slow_clients(disk_dir):
         vm.kill()
 
 
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    s = socket.socket(family)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_on():
     """wait=on: nothing runs (not even the qtest socket's commands) until a QMP client
     connects; that client is greeted at once."""
@@ -577,10 +564,7 @@ def wait_on():
                           "--qtest", f"unix:{qpath}", "--qmp", f"unix:{path},server=on,wait=on"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        for _ in range(200):
-            if os.path.exists(path) or p.poll() is not None:
-                break
-            time.sleep(0.02)
+        wait_path(path, p)
         qt = Qtest(qpath)
         qt.sock.sendall(b"endianness\n")
         qt.sock.settimeout(0.5)
@@ -602,9 +586,7 @@ def wait_on():
         q.cmd("quit")
         t.eq(p.wait(10), 0, "wait=on: quit exits 0")
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        stop_proc(p)
         err.close()
         shutil.rmtree(d, ignore_errors=True)
 
@@ -625,10 +607,7 @@ def monitors():
     p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            if os.path.exists(path) or p.poll() is not None:
-                break
-            time.sleep(0.02)
+        wait_path(path, p)
         a = Qmp(path)
         b = Qmp(addr=("127.0.0.1", p4))
         c = Qmp(addr=("::1", p6)) if p6 else None
@@ -654,9 +633,7 @@ def monitors():
         t.eq(p.wait(10), 0, "several --qmp: quit exits 0")
         t.ok(not os.path.exists(path), "the unix socket is removed at exit")
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        stop_proc(p)
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -708,13 +685,7 @@ SAME_AS_QEMU = [
 def answers(q):
     out = []
     for i, (req, what) in enumerate(SAME_AS_QEMU):
-        # A sync request after each: QEMU may answer bad JSON with more than one error.
-        q.send_raw(req + b"\n")
-        q.send_raw(b'{"execute": "query-version", "id": "sync-%d"}\n' % i)
-        replies = [q.reply()]
-        while replies[-1].get("id") != f"sync-{i}":
-            replies.append(q.reply())
-        r = replies[0]
+        r = q.with_sync(req, f"sync-{i}")[0]
         if what == "jsonerr":
             e = r.get("error", {})
             out.append((e.get("class"), e.get("desc", "").split(",")[0].split(" depth")[0],
@@ -747,10 +718,7 @@ def qemu_reference(vm):
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            if os.path.exists(path) or p.poll() is not None:
-                break
-            time.sleep(0.05)
+        wait_path(path, p)
         qq = Qmp(path, negotiate=False)
         ref = answers(qq)
         ours = answers(vm.qmp(negotiate=False))
@@ -770,19 +738,13 @@ def qemu_reference(vm):
         for (req, what), a, b in zip(SAME_AS_QEMU, ours, ref):
             t.ok(a == b, f"same as QEMU: {req.decode('ascii', 'backslashreplace')[:60].replace(chr(10), chr(32))} ({what})", f"kestrel {a!r}\nqemu    {b!r}")
     finally:
-        p.kill()
-        p.wait()
+        stop_proc(p)
         shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
-    if not os.path.exists(os.environ.get("KESTREL", "")):
-        print("1..0 # SKIP kestrel not built")
-        return 0
     disk_dir = tempfile.mkdtemp(prefix="kestrel-qmp-disk-")
-    disk = os.path.join(disk_dir, "d0.raw")
-    with open(disk, "wb") as f:
-        f.truncate(4 << 20)
+    disk = raw_disk(disk_dir, "d0.raw", 4 << 20)
     vm = Vm(["--cpus", "2", "--mem", "256M", "--name", "qmp-test",
              "--uuid", "6B29FC40-CA47-1067-B31D-00DD010662DA",
              "--disk", disk + ",readonly=on"])
@@ -819,10 +781,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        rc = main()
-    except Exception as e:  # a crash must be a failure, with its reason
-        import traceback
-        t.ok(False, f"test crashed: {e!r}", traceback.format_exc())
-        rc = t.done()
-    sys.exit(rc)
+    run(t, main)

@@ -117,6 +117,16 @@ class Qmp:
             if "event" in m:
                 self.events.append(m)
 
+    def with_sync(self, req, sync_id):
+        """Send req (bytes, one line) and a query after it with id sync_id; all the
+        replies up to the query's (bad JSON may get more than one error, from QEMU)."""
+        self.send_raw(req + b"\n")
+        self.send_raw(b'{"execute": "query-version", "id": "%s"}\n' % sync_id.encode())
+        replies = [self.reply()]
+        while replies[-1].get("id") != sync_id:
+            replies.append(self.reply())
+        return replies
+
     def close(self):
         self.sock.close()
 
@@ -166,6 +176,53 @@ class Qtest:
 
     def close(self):
         self.sock.close()
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    s = socket.socket(family)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def raw_disk(directory, name, size):
+    path = os.path.join(directory, name)
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+def wait_path(path, proc=None, secs=10):
+    """Until path exists (a socket a process creates), or the process ended."""
+    end = time.time() + secs
+    while time.time() < end and not os.path.exists(path):
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    return os.path.exists(path)
+
+
+def stop_proc(proc):
+    """Kill the process if it still runs, and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def run(t, main):
+    """The program's end: main() returns the exit status; a crash is a failed test with its
+    traceback; without a kestrel build nothing runs."""
+    if not os.path.exists(os.environ.get("KESTREL", "")):
+        print("1..0 # SKIP kestrel not built")
+        sys.exit(0)
+    try:
+        rc = main()
+    except Exception as e:  # a crash must be a failure, with its reason
+        import traceback
+        t.ok(False, f"test crashed: {e!r}", traceback.format_exc())
+        rc = t.done()
+    sys.exit(rc)
 
 
 class Vm:
