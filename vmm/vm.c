@@ -391,6 +391,7 @@ static void on_request(struct vm *vm)
 			return;
 		}
 		vm->exit_code = 1;
+		req = VM_REQ_ERROR; /* not something --no-shutdown keeps the VM after */
 		break;
 	case VM_REQ_POWEROFF:
 		vm->exit_code = 0;

@@ -76,9 +76,9 @@ static void flush_locked(struct qtest *q)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
+			/* Gone: the hang-up is seen on the input side; what was queued is lost. */
 			if (n < 0 && errno != EAGAIN)
-				q->out_len =
-				    0; /* gone: its reader's hang-up is seen on the input side */
+				q->out_len = 0;
 			return;
 		}
 		memmove(q->out, q->out + n, q->out_len - (size_t)n);
