@@ -666,7 +666,7 @@ static void qcow2_mapped_random(void **state)
 			unsigned len = 1 + (unsigned)(seed >> 20) % MAXLEN;
 			uint64_t off = (uint64_t)i * SLOT + (seed >> 40) % (SLOT - MAXLEN);
 			unsigned kind = (unsigned)(seed >> 8) % 8; /* mostly reads and writes */
-			enum blk_aio_op op = kind < 3   ? BLK_AIO_READ
+			enum blk_aio_op op = kind < 3	? BLK_AIO_READ
 					     : kind < 6 ? BLK_AIO_WRITE
 					     : kind < 7 ? BLK_AIO_DISCARD
 							: BLK_AIO_WRITE_ZEROES;
