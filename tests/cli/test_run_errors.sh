@@ -7,19 +7,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 KERNEL=${KESTREL_GUEST:-${KESTREL_BUILD:?}/guest}/vmlinuz
 
-# expect_error NAME PATTERN ARGS...: exit 1, exactly one stderr line, matching PATTERN.
-expect_error() {
-	local name=$1 pattern=$2
-	shift 2
-	$K "$@" >"$T/out" 2>"$T/err" </dev/null # unquoted: K may carry a setpriv prefix
-	local rc=$? lines
-	lines=$(wc -l <"$T/err")
-	if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && grep -qE -- "$pattern" "$T/err"; then
-		tap_ok "$name"
-	else
-		tap_fail "$name: exit $rc, $lines stderr line(s): $(head -c 300 "$T/err")"
-	fi
-}
+. "$(dirname "$0")/../lib/cli.sh" # expect_error
 
 "$K" >"$T/out" 2>"$T/err" </dev/null
 rc=$?
