@@ -38,16 +38,11 @@ rm -rf "$W"
 mkdir -p "$W/www"
 BB=$(command -v busybox || echo busybox)
 ip link set lo up 2>/dev/null || "$BB" ip link set lo up 2>/dev/null
-now() { cut -d' ' -f1 /proc/uptime; }
 body_bytes=$((MIB * 1048576))
 
 dd if=/dev/urandom of="$W/www/in.bin" bs=1048576 count="$MIB" 2>/dev/null
 in_md5=$(md5sum <"$W/www/in.bin" | cut -d' ' -f1)
 
-# fetch PORT PATH OUT: GET http://127.0.0.1:PORT/PATH (the guest's httpd through hostfwd)
-fetch() {
-	printf 'GET /%s HTTP/1.0\r\n\r\n' "$2" | "$BB" nc -w 30 127.0.0.1 "$1" >"$3" 2>/dev/null
-}
 # status FILE: the HTTP status code of a response
 status() { head -n 1 "$1" 2>/dev/null | cut -d' ' -f2; }
 # mbps BYTES SECONDS
@@ -74,11 +69,11 @@ while [ $i -le "$RUNS" ]; do
 		(
 			n=0
 			while [ $n -lt 1000 ]; do
-				fetch $port ready "$W/ready.resp"
+				kt_http_get 127.0.0.1 "$port" ready "$W/ready.resp" # through hostfwd
 				if [ "$(status "$W/ready.resp")" = 200 ]; then
-					t0=$(now)
-					fetch $port out.bin "$W/out.resp"
-					t1=$(now)
+					t0=$(kt_now)
+					kt_http_get 127.0.0.1 "$port" out.bin "$W/out.resp"
+					t1=$(kt_now)
 					echo "$(status "$W/out.resp") $(wc -c <"$W/out.resp") $(awk -v a="$t0" -v b="$t1" \
 						'BEGIN { printf "%.2f", b - a }') $(tail -c $body_bytes "$W/out.resp" |
 						md5sum | cut -d' ' -f1)" >"$W/g2h"
