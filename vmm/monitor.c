@@ -367,6 +367,7 @@ static int run(struct monitor *m, char **w, int nw, FILE *out)
 		monitor_vm_cont(vm);
 	} else if (!strcmp(c, "system_reset")) {
 		vm_request_host(vm, VM_REQ_RESET, 0, "host-qmp-system-reset");
+		vm_handle_request(vm);
 	} else if (!strcmp(c, "system_powerdown")) {
 		acpi_pm_power_button(&vm->pm);
 		qmp_emit_event(vm->qmp, "POWERDOWN", NULL);

@@ -108,6 +108,7 @@ static struct json_object *cmd_cont(struct qmp_ctx *c, struct json_object *args)
 static struct json_object *cmd_system_reset(struct qmp_ctx *c, struct json_object *args)
 {
 	vm_request_host(c->vm, VM_REQ_RESET, 0, "host-qmp-system-reset");
+	vm_handle_request(c->vm); /* the RESET event before the return, as QEMU */
 	return NULL;
 }
 

@@ -417,6 +417,11 @@ static void on_request(struct vm *vm)
 	event_loop_stop(&vm->loop);
 }
 
+void vm_handle_request(struct vm *vm)
+{
+	on_request(vm);
+}
+
 static void on_request_fd(void *opaque, uint32_t events)
 {
 	struct vm *vm = opaque;

@@ -138,6 +138,10 @@ void vm_destroy(struct vm *vm);
 void vm_request(struct vm *vm, enum vm_request req, int exit_code);
 /* The same on the host's behalf; reason is QMP's ShutdownCause ("host-qmp-quit", ...). */
 void vm_request_host(struct vm *vm, enum vm_request req, int exit_code, const char *reason);
+/* Main thread only: carry out the pending request now rather than on the next turn of the
+ * event loop. QMP's system_reset uses it so that, as with QEMU, the RESET event reaches the
+ * client before the command's return. */
+void vm_handle_request(struct vm *vm);
 /* Main thread only. Pause parks the vCPUs, stops guest time and quiesces the devices (between
  * pause and resume nothing touches guest memory or raises an interrupt); resume starts a
  * paused VM or one created with start_paused ("prelaunch"). */

@@ -216,6 +216,7 @@ def run_control(vm):
     t.ok(stops == 100 and resumes == 100 and vm.alive(), "100 stop/cont pairs: 100 STOP, 100 RESUME",
          (stops, resumes))
     t.eq(q.cmd("system_reset"), {"return": {}}, "system_reset")
+    t.ok(any(e["event"] == "RESET" for e in q.events), "RESET event came before the return (as QEMU)")
     e = q.event("RESET", 5)
     t.ok(e is not None and e["data"] == {"guest": False, "reason": "host-qmp-system-reset"},
          "RESET event: guest false, host-qmp-system-reset", e)

@@ -262,7 +262,8 @@ def status_sequence(q, poweroff_fn):
     q.cmd("stop")
     st()
     q.cmd("system_reset")
-    q.event("RESET", 5)  # QEMU sends it before the return, Kestrel after: wait for it
+    out.append([e["event"] for e in q.events if e["event"] == "RESET"])  # before the return
+    q.event("RESET", 5)
     st()
     q.cmd("cont")
     st()
