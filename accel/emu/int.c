@@ -2152,7 +2152,10 @@ static bool select_0f(struct insn *in, unsigned opc, unsigned r)
 		return true;
 	case 0xbc:
 	case 0xbd:
-		in->op = (opc & 1) + (in->rep == 0xf3 ? 2 : 0);
+		/* F3 0F BD is LZCNT (ABM, in CPUID 80000001h). F3 0F BC would be TZCNT, but that is
+		 * BMI1, which our CPUID does not offer: a CPU without BMI1 runs it as BSF, and so
+		 * do we (software that probed CPUID and found no BMI1 may rely on that). */
+		in->op = (opc & 1) + (in->rep == 0xf3 && (opc & 1) ? 2 : 0);
 		sel(in, op_bitscan);
 		return true;
 	default:

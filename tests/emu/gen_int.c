@@ -818,13 +818,11 @@ static int gen_bitops(struct gen *g)
 		return 0;
 	}
 	o.pfx = 0xf3;
-	if (kind == 3) { /* tzcnt/lzcnt */
-		bool lz = chance(g, 50);
-
-		if (!host_has(lz ? "lzcnt" : "bmi1"))
+	if (kind == 3) { /* lzcnt; not tzcnt: without BMI1 in our CPUID, F3 0F BC is BSF */
+		if (!host_has("lzcnt"))
 			return -1;
-		o.op = lz ? 0xbd : 0xbc;
-		o.name = lz ? "lzcnt" : "tzcnt";
+		o.op = 0xbd;
+		o.name = "lzcnt";
 		if (emit_op(g, &o, &e, NULL))
 			return -1;
 		flags_set(g, FL_ALL6, FL_OF | FL_SF | FL_AF | FL_PF);
