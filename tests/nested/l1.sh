@@ -14,7 +14,11 @@
 #                   the same name wait for each other, runs with different names do not collide
 #
 # The L1 guest is Debian's kernel (the test guest's own vmlinuz) under
-#   qemu-system-x86_64 -accel tcg -cpu EPYC,+svm -smp 2 -m 4096
+#   qemu-system-x86_64 -accel tcg -cpu EPYC,+svm -smp 1 -m 4096
+# (KT_L1_SMP and KT_L1_ACCEL change -smp and -accel for experiments: with -smp 2, L1's own
+# kernel now and then panicked or wedged in KVM code, and multi-vCPU L2 boots hung or
+# triple-faulted, under load several times per make check; with one L1 vCPU the same runs pass
+# and take no longer, since TCG gains little from a second thread on a 2-core host)
 # with an initramfs holding busybox, irqbypass/kvm/ccp/kvm-amd (tests/nested/l1-init loads them,
 # and /dev/kvm appears), $KESTREL and its shared libraries, the L2 test guest ($KT_GUEST),
 # tests/guest/lib.sh, tests/lib/tap.sh, the cases and what their setup step built.
@@ -167,7 +171,7 @@ fi
 rm -f "$envfile.new"
 
 # --- boot L1 ------------------------------------------------------------------------------------
-qemu_args=(-accel tcg -cpu EPYC,+svm -smp 2 -m 4096 -no-reboot -display none -monitor none
+qemu_args=(-accel "${KT_L1_ACCEL:-tcg}" -cpu EPYC,+svm -smp "${KT_L1_SMP:-1}" -m 4096 -no-reboot -display none -monitor none
 	-kernel "$GUEST/vmlinuz" -initrd "$cpio" -append "console=ttyS0 quiet panic=-1")
 log=$RUN/l1-console.log
 if [ -n "$interactive" ]; then

@@ -26,7 +26,7 @@ if grep -q "KT boot-done" "$log"; then
 	kt_ok "pvh: the guest ran its boot script"
 else
 	kt_show "$log"
-	kt_fail "pvh: no 'KT boot-done' line"
+	kt_fail "pvh: no 'KT boot-done' line ($(kt_end "$log"))"
 fi
 kt_expect "pvh: nproc" "$(kt_get "$log" nproc)" 2
 case "$(kt_get "$log" cmdline)" in

@@ -44,7 +44,7 @@ wait "$fetcher" "$httpd_pid" 2>/dev/null
 kt_ran net-user "$log"
 echo "guest step times (uptime s): $(grep "KT t_" "$log" | tr '\n' ' ')" | kt_diag
 if ! grep -q "KT net-done" "$log"; then
-	kt_fail "net-user: guest script did not finish (no 'KT net-done')"
+	kt_fail "net-user: guest script did not finish (no 'KT net-done'; $(kt_end "$log"))"
 	kt_show "$log"
 	exit 0
 fi
@@ -112,7 +112,7 @@ if grep -q "KT net-done" "$log"; then
 	gs=$(kt_get "$log" get_secs)
 	echo "INTx: guest <- host (10.0.2.2): 1 MiB in ${gs}s, $(kt_rate $MIB "$gs")" | kt_diag
 else
-	kt_fail "net-intx: guest script did not finish (no 'KT net-done')"
+	kt_fail "net-intx: guest script did not finish (no 'KT net-done'; $(kt_end "$log"))"
 	kt_show "$log"
 fi
 exit 0

@@ -59,7 +59,7 @@ wait "$fetcher" "$httpd_pid" 2>/dev/null
 
 kt_ran net-tap "$log"
 if ! grep -q "KT net-done" "$log"; then
-	kt_fail "net-tap: guest script did not finish (no 'KT net-done')"
+	kt_fail "net-tap: guest script did not finish (no 'KT net-done'; $(kt_end "$log"))"
 	kt_show "$log"
 	exit 0
 fi

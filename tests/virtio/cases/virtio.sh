@@ -115,7 +115,7 @@ if grep -q "KT virtio-done" "$log"; then
 		kt_fail "virtio-msi: the /dev/hvc0 line is not on stdout"
 	fi
 else
-	kt_fail "virtio-msi: guest script did not finish (no 'KT virtio-done')"
+	kt_fail "virtio-msi: guest script did not finish (no 'KT virtio-done'; $(kt_end "$log"))"
 	kt_show "$log"
 fi
 
@@ -162,7 +162,7 @@ if grep -q "KT intx-done" "$log"; then
 		kt_fail "virtio-intx: $n INTx irqfd messages on stderr (want 3)"
 	fi
 else
-	kt_fail "virtio-intx: guest script did not finish (no 'KT intx-done')"
+	kt_fail "virtio-intx: guest script did not finish (no 'KT intx-done'; $(kt_end "$log"))"
 	kt_show "$log"
 fi
 log=$KT_OUT/virtio-rng-msi.log
@@ -188,7 +188,7 @@ if grep -q "KT intx-done" "$log"; then
 		grep "^KT-IRQ" "$log" | kt_diag
 	fi
 else
-	kt_fail "virtio-rng-msi: guest script did not finish (no 'KT intx-done')"
+	kt_fail "virtio-rng-msi: guest script did not finish (no 'KT intx-done'; $(kt_end "$log"))"
 	kt_show "$log"
 fi
 exit 0
