@@ -8,7 +8,7 @@
 #     -i SCRIPT     interactive: no cases; L1 runs SCRIPT (sh) with the console as its terminal
 #     -t SECONDS    time limit for the whole L1 run (default $KT_L1_LIMIT, else 120 + 400 per case);
 #                   a backstop: l1-init kills a case after $KT_CASE_LIMIT s (default 600, or the
-#                   case's "# kt-limit: N" line), and a console silent for $KT_L1_SILENCE s (300;
+#                   case's "# kt-limit: N" line), and a console silent for $KT_L1_SILENCE s (180;
 #                   L1 prints a heartbeat every 30 s) means L1 hung and is stopped
 #     -n NAME       run name: files go to $KESTREL_BUILD/nested/NAME/ (default "l1"); runs with
 #                   the same name wait for each other, runs with different names do not collide
@@ -184,7 +184,7 @@ fi
 # L1's init prints a heartbeat every 30 s: when the console stays silent for $KT_L1_SILENCE
 # seconds, L1's kernel is wedged (not just a slow case, which l1-init's own watchdog handles),
 # and waiting for the overall limit would only burn the CI budget.
-silence=${KT_L1_SILENCE:-300}
+silence=${KT_L1_SILENCE:-180}
 watch_l1() {
 	local last=-1 quiet=0 size
 	while sleep 10; do
