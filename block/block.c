@@ -373,6 +373,32 @@ int blk_create(const char *path, const struct blk_create_opts *o)
 	return drv->create(path, &ro);
 }
 
+int blk_prealloc_parse(const char *name)
+{
+	static const char *const names[] = {
+	    [BLK_PREALLOC_OFF] = "off",
+	    [BLK_PREALLOC_METADATA] = "metadata",
+	    [BLK_PREALLOC_FALLOC] = "falloc",
+	    [BLK_PREALLOC_FULL] = "full",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i]))
+			return (int)i;
+	return -1;
+}
+
+int blk_measure(const struct blk_create_opts *o, struct blk *in, struct blk_measure *m)
+{
+	const struct blk_driver *drv = driver_for(o->format ? o->format : BLK_FMT_RAW);
+	last_error[0] = 0;
+	memset(m, 0, sizeof(*m));
+	if (!drv || !drv->measure) {
+		blk_set_error("cannot measure images of this format");
+		return -ENOTSUP;
+	}
+	return drv->measure(o, in, m);
+}
+
 int blk_check(struct blk *b, unsigned fix, struct blk_check_result *r)
 {
 	memset(r, 0, sizeof(*r));

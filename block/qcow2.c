@@ -1,6 +1,7 @@
 /* qcow2 image driver: header and extensions, L1/L2 mapping with an LRU L2 cache, reads
  * (plain, zero, compressed zlib/zstd, backing file), writes with cluster allocation and
- * copy-on-write, discard, write-zeroes, compressed writes, resize, creation.
+ * copy-on-write, discard, write-zeroes, compressed writes, resize, creation (with
+ * preallocation) and qemu-img measure's size estimate.
  * Format: QEMU docs/interop/qcow2.txt, versions 2 and 3.
  *
  * Crash safety (what a SIGKILL or power cut at any point may leave): a new cluster's
@@ -1658,12 +1659,34 @@ out:
 
 /* ---- status and info ---- */
 
+/* Decides s->sparse_file as qemu does: the clusters with a refcount (up to the end of the
+ * file) are at least max(10/9, 2 more than) the clusters' worth of space the file takes. */
+static int detect_sparse_file(struct qcow2 *s)
+{
+	uint64_t cs = s->cluster_size;
+	uint64_t real = blk_raw_allocated(s->file) / cs;
+	uint64_t threshold = real * 10 / 9 > real + 2 ? real * 10 / 9 : real + 2;
+	uint64_t end = (blk_raw_file_length(s->file) + cs - 1) / cs, count = 0;
+	for (uint64_t c = 0; c < end && count < threshold; c++) {
+		uint64_t rc;
+		int ret = qcow2_get_refcount(s, c, &rc);
+		if (ret < 0)
+			return ret;
+		count += rc != 0;
+	}
+	s->sparse_file = count >= threshold;
+	s->sparse_checked = true;
+	return 0;
+}
+
 static int qcow2_block_status(struct blk *b, uint64_t off, uint64_t len, struct blk_status *st)
 {
 	struct qcow2 *s = b->opaque;
 	struct mapping m;
 	pthread_mutex_lock(&s->lock);
 	int ret = get_mapping(s, off, len, &m);
+	if (ret == 0 && m.type == QCOW2_NORMAL && !s->sparse_checked)
+		ret = detect_sparse_file(s);
 	pthread_mutex_unlock(&s->lock);
 	if (ret < 0)
 		return ret;
@@ -1678,6 +1701,17 @@ static int qcow2_block_status(struct blk *b, uint64_t off, uint64_t len, struct 
 	case QCOW2_NORMAL:
 		st->flags = BLK_STATUS_ALLOCATED | BLK_STATUS_DATA | BLK_STATUS_OFFSET;
 		st->host_offset = m.host;
+		if (s->sparse_file) {
+			/* a hole in the file under allocated clusters (preallocation=metadata)
+			 * reads as zeros, as qemu reports it */
+			struct blk_status fst;
+			ret = blk_raw_driver.block_status(s->file, m.host, m.bytes, &fst);
+			if (ret < 0)
+				return ret;
+			st->len = fst.len;
+			if (fst.flags & BLK_STATUS_ZERO)
+				st->flags |= BLK_STATUS_ZERO;
+		}
 		break;
 	case QCOW2_COMPRESSED:
 		st->flags = BLK_STATUS_ALLOCATED | BLK_STATUS_DATA | BLK_STATUS_COMPRESSED;
@@ -2085,6 +2119,112 @@ static int qcow2_set_backing(struct blk *b, const char *backing, const char *fmt
 
 /* ---- create ---- */
 
+/* The cluster layout of a new image: header, refcount table, refcount blocks, L1 table,
+ * and with preallocation every L2 table and then every data cluster, in that order. */
+struct create_layout {
+	struct qcow2 *s; /* cluster and refcount geometry (for qcow2_rb_set) */
+	uint64_t total;	 /* clusters in use */
+	uint64_t rt_clusters, nrb, l1_clusters, n_l2, n_data;
+	uint64_t rt_off, rb_off, l1_off, l2_off, data_off;
+};
+
+enum create_region { REGION_REFBLOCKS, REGION_L1, REGION_L2 };
+
+/* Fills cluster I of REGION (zeroed by the caller). */
+static void create_fill(const struct create_layout *l, enum create_region region, uint64_t i,
+			uint8_t *c)
+{
+	struct qcow2 *s = l->s;
+	uint64_t cs = s->cluster_size, per;
+	switch (region) {
+	case REGION_REFBLOCKS:
+		/* every cluster of the layout is used once */
+		for (uint64_t k = i * s->rb_entries; k < l->total && k < (i + 1) * s->rb_entries;
+		     k++)
+			qcow2_rb_set(s, c, (uint32_t)(k - i * s->rb_entries), 1);
+		break;
+	case REGION_L1:
+		per = cs / 8;
+		for (uint64_t k = i * per; k < l->n_l2 && k < (i + 1) * per; k++)
+			be64_store(c + (k - i * per) * 8,
+				   (l->l2_off + k * cs) | QCOW2_OFLAG_COPIED);
+		break;
+	case REGION_L2:
+		per = s->l2_entries;
+		for (uint64_t k = i * per; k < l->n_data && k < (i + 1) * per; k++)
+			be64_store(c + (k - i * per) * 8,
+				   (l->data_off + k * cs) | QCOW2_OFLAG_COPIED);
+		break;
+	}
+}
+
+/* Writes COUNT clusters of REGION at OFF, up to BUFSIZE bytes (whole clusters) at a time. */
+static int create_write(struct blk *f, const struct create_layout *l, enum create_region region,
+			uint64_t off, uint64_t count, uint8_t *buf, size_t bufsize)
+{
+	uint64_t cs = l->s->cluster_size, per = bufsize / cs;
+	for (uint64_t i = 0; i < count;) {
+		uint64_t n = count - i < per ? count - i : per;
+		memset(buf, 0, n * cs);
+		for (uint64_t k = 0; k < n; k++)
+			create_fill(l, region, i + k, buf + k * cs);
+		int ret = blk_raw_driver.pwrite(f, off + i * cs, buf, n * cs);
+		if (ret < 0)
+			return ret;
+		i += n;
+	}
+	return 0;
+}
+
+/* Writes the image: header and refcount table from HEAD, the other metadata generated a
+ * buffer at a time, then the data clusters as O->prealloc asks (metadata: the file only
+ * grows over them, so they are holes that read as zeros). */
+static int create_write_image(const char *path, const struct blk_create_opts *o,
+			      const struct create_layout *l, const uint8_t *head)
+{
+	uint64_t cs = l->s->cluster_size;
+	size_t bufsize = cs > (1u << 20) ? cs : (1u << 20);
+	uint8_t *buf = malloc(bufsize);
+	if (!buf)
+		return -ENOMEM;
+	int ret = blk_raw_driver.create(path, &(struct blk_create_opts){.format = BLK_FMT_RAW});
+	if (ret < 0) {
+		free(buf);
+		return ret;
+	}
+	struct blk *f;
+	ret = blk_open_file(path, &(struct blk_open_opts){0}, &f);
+	if (ret < 0) {
+		free(buf);
+		return ret;
+	}
+	ret = blk_raw_driver.pwrite(f, 0, head, (1 + l->rt_clusters) * cs);
+	if (ret == 0)
+		ret = create_write(f, l, REGION_REFBLOCKS, l->rb_off, l->nrb, buf, bufsize);
+	if (ret == 0)
+		ret = create_write(f, l, REGION_L1, l->l1_off, l->l1_clusters, buf, bufsize);
+	if (ret == 0)
+		ret = create_write(f, l, REGION_L2, l->l2_off, l->n_l2, buf, bufsize);
+	if (ret < 0)
+		blk_set_error("%s: cannot write the new image: %s", path, strerror(-ret));
+	uint64_t data_len = l->n_data * cs;
+	if (ret == 0 && data_len) {
+		if (o->prealloc == BLK_PREALLOC_METADATA) {
+			ret = blk_raw_truncate(f, l->data_off + data_len);
+			if (ret < 0)
+				blk_set_error("%s: cannot set the file size: %s", path,
+					      strerror(-ret));
+		} else {
+			ret = blk_raw_preallocate(f, l->data_off, data_len, o->prealloc);
+		}
+	}
+	if (ret == 0)
+		ret = blk_raw_driver.flush(f);
+	blk_close(f);
+	free(buf);
+	return ret;
+}
+
 static int qcow2_create(const char *path, const struct blk_create_opts *o)
 {
 	uint32_t cs = o->cluster_size ? o->cluster_size : 65536;
@@ -2110,6 +2250,12 @@ static int qcow2_create(const char *path, const struct blk_create_opts *o)
 		blk_set_error("%s: size too large", path);
 		return -EINVAL;
 	}
+	/* As qemu: preallocated clusters would hide the backing file (only subclusters of
+	 * extended L2 entries, which we do not write, can avoid that). */
+	if (o->prealloc != BLK_PREALLOC_OFF && o->backing_file) {
+		blk_set_error("%s: preallocation cannot be used with a backing file", path);
+		return -EINVAL;
+	}
 	struct qcow2 *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -2119,40 +2265,69 @@ static int qcow2_create(const char *path, const struct blk_create_opts *o)
 		bits++;
 	s->cluster_size = cs;
 	s->cluster_bits = bits;
+	s->l2_entries = cs / 8;
+	s->refcount_bits = (uint32_t)rbits;
+	s->rb_entries = cs * 8 / (uint32_t)rbits;
 	uint64_t l2e = cs / 8;
 	uint64_t l1_size = (o->size + l2e * cs - 1) / (l2e * cs);
+	uint8_t *head = NULL;
 	if (l1_size * 8 > QCOW2_MAX_L1_BYTES) {
 		blk_set_error("%s: size too large for cluster size %u", path, cs);
 		ret = -EINVAL;
 		goto out;
 	}
-	uint64_t rb_entries = (uint64_t)cs * 8 / rbits;
-	uint64_t l1_clusters = (l1_size * 8 + cs - 1) / cs;
-	if (l1_clusters == 0)
-		l1_clusters = 1;
+	struct create_layout l = {.s = s};
+	uint64_t rb_entries = s->rb_entries;
+	/* an empty disk has no L1 clusters (its L1 offset is the end of the file) */
+	l.l1_clusters = (l1_size * 8 + cs - 1) / cs;
+	uint64_t data_clusters = (o->size + cs - 1) / cs;
+	if (o->prealloc != BLK_PREALLOC_OFF) {
+		l.n_l2 = l1_size;
+		l.n_data = data_clusters;
+	}
 	/* Size the refcount table for a fully allocated disk plus its metadata, so it does
 	 * not have to grow in normal use. */
-	uint64_t data_clusters = (o->size + cs - 1) / cs;
-	uint64_t guess = data_clusters + data_clusters / l2e + l1_clusters + 16;
+	uint64_t guess = data_clusters + data_clusters / l2e + l.l1_clusters + 16;
 	uint64_t rt_entries = guess / rb_entries + 2;
-	uint64_t rt_clusters = (rt_entries * 8 + cs - 1) / cs;
-	if (rt_clusters * cs > QCOW2_MAX_REFTABLE_BYTES)
-		rt_clusters = QCOW2_MAX_REFTABLE_BYTES / cs;
-	/* Layout: header, refcount table, first refcount block(s), L1. */
-	uint64_t meta = 1 + rt_clusters + l1_clusters;
-	uint64_t nrb = 1;
-	while ((meta + nrb) > nrb * rb_entries)
-		nrb++;
-	uint64_t rt_off = cs, rb_off = rt_off + rt_clusters * cs, l1_off = rb_off + nrb * cs;
-	uint64_t total = meta + nrb;
+	l.rt_clusters = (rt_entries * 8 + cs - 1) / cs;
+	if (l.rt_clusters * cs > QCOW2_MAX_REFTABLE_BYTES)
+		l.rt_clusters = QCOW2_MAX_REFTABLE_BYTES / cs;
+	/* Enough refcount blocks for every cluster of the layout (themselves included), and
+	 * a refcount table that holds them: grow both until they stop growing. */
+	l.nrb = 1;
+	for (bool grew = true; grew;) {
+		grew = false;
+		uint64_t clusters = 1 + l.rt_clusters + l.nrb + l.l1_clusters + l.n_l2 + l.n_data;
+		uint64_t need_rb = (clusters + rb_entries - 1) / rb_entries;
+		uint64_t need_rt = (need_rb * 8 + cs - 1) / cs;
+		if (need_rb > l.nrb) {
+			l.nrb = need_rb;
+			grew = true;
+		}
+		if (need_rt > l.rt_clusters) {
+			l.rt_clusters = need_rt;
+			grew = true;
+		}
+	}
+	if (l.rt_clusters * cs > QCOW2_MAX_REFTABLE_BYTES) {
+		blk_set_error("%s: size too large to preallocate with cluster size %u", path, cs);
+		ret = -EINVAL;
+		goto out;
+	}
+	l.rt_off = cs;
+	l.rb_off = l.rt_off + l.rt_clusters * cs;
+	l.l1_off = l.rb_off + l.nrb * cs;
+	l.l2_off = l.l1_off + l.l1_clusters * cs;
+	l.data_off = l.l2_off + l.n_l2 * cs;
+	l.total = 1 + l.rt_clusters + l.nrb + l.l1_clusters + l.n_l2 + l.n_data;
 
 	s->h.version = (uint32_t)version;
 	s->h.cluster_bits = bits;
 	s->h.size = o->size;
 	s->h.l1_size = (uint32_t)l1_size;
-	s->h.l1_offset = l1_off;
-	s->h.reftable_offset = rt_off;
-	s->h.reftable_clusters = (uint32_t)rt_clusters;
+	s->h.l1_offset = l.l1_off;
+	s->h.reftable_offset = l.rt_off;
+	s->h.reftable_clusters = (uint32_t)l.rt_clusters;
 	s->h.refcount_order = (uint32_t)order;
 	s->h.header_length = version == 3 ? QCOW2_HDR_V3_LENGTH : QCOW2_HDR_V2_LENGTH;
 	s->h.compression_type = (uint8_t)o->compression_type;
@@ -2165,46 +2340,114 @@ static int qcow2_create(const char *path, const struct blk_create_opts *o)
 		if (o->backing_format)
 			s->backing_fmt = strdup(o->backing_format);
 	}
-	uint8_t *buf = calloc(1, total * cs);
-	if (!buf) {
+	head = calloc(1 + l.rt_clusters, cs);
+	if (!head) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = build_header(s, buf);
+	ret = build_header(s, head);
 	if (ret < 0) {
 		blk_set_error("%s: %s", path, blk_last_error());
-		free(buf);
 		goto out;
 	}
-	for (uint64_t i = 0; i < nrb; i++)
-		be64_store(buf + rt_off + i * 8, rb_off + i * cs);
-	s->refcount_bits = (uint32_t)rbits;
-	s->h.refcount_order = (uint32_t)order;
-	for (uint64_t c = 0; c < total; c++)
-		qcow2_rb_set(s, buf + rb_off + (c / rb_entries) * cs, (uint32_t)(c % rb_entries),
-			     1);
-	int fd = -1;
-	ret = blk_raw_driver.create(path, &(struct blk_create_opts){.format = BLK_FMT_RAW});
-	if (ret == 0) {
-		struct blk *f;
-		ret = blk_open_file(path, &(struct blk_open_opts){0}, &f);
-		if (ret == 0) {
-			ret = blk_raw_driver.pwrite(f, 0, buf, total * cs);
-			if (ret == 0)
-				ret = blk_raw_driver.flush(f);
-			blk_close(f);
-		}
-		if (ret < 0)
-			blk_set_error("%s: cannot write the new image: %s", path, strerror(-ret));
-	}
-	(void)fd;
-	free(buf);
+	for (uint64_t i = 0; i < l.nrb; i++)
+		be64_store(head + l.rt_off + i * 8, l.rb_off + i * cs);
+	ret = create_write_image(path, o, &l, head);
 out:
+	free(head);
 	free(s->backing_file);
 	free(s->backing_fmt);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	return ret;
+}
+
+/* ---- measure ---- */
+
+/* Refcount table and block clusters that count CLUSTERS clusters and themselves: grown
+ * until they stop growing (each refcount block adds clusters to count, and so may the
+ * table that lists the blocks). */
+static uint64_t refcount_meta_clusters(uint64_t clusters, uint64_t cs, uint32_t refcount_bits)
+{
+	uint64_t per_block = cs * 8 / refcount_bits, per_table_cluster = cs / 8;
+	uint64_t blocks = 0, table = 0;
+	for (;;) {
+		uint64_t nb = (clusters + blocks + table + per_block - 1) / per_block;
+		uint64_t nt = (nb + per_table_cluster - 1) / per_table_cluster;
+		if (nb == blocks && nt == table)
+			return blocks + table;
+		blocks = nb;
+		table = nt;
+	}
+}
+
+/* Bytes of a fully allocated image of SIZE (cluster aligned) bytes, counted as qemu
+ * counts them: a header cluster, L2 tables for whole L1 entries, whole L1 clusters, the
+ * refcount structures for all of that, and the data. */
+static uint64_t fully_allocated_size(uint64_t size, uint64_t cs, uint32_t refcount_bits)
+{
+	uint64_t l2_per_table = cs / 8;
+	uint64_t l2_entries = round_up(size / cs, l2_per_table);
+	uint64_t l1_entries = round_up(l2_entries / l2_per_table, cs / 8);
+	uint64_t meta = cs + l2_entries * 8 + l1_entries * 8;
+	meta += refcount_meta_clusters((meta + size) / cs, cs, refcount_bits) * cs;
+	return meta + size;
+}
+
+/* As qemu-img measure: the metadata of a fully allocated image is always counted; the
+ * data clusters only where IN has data (every one with a backing file, whose content we
+ * cannot know, or with falloc/full preallocation). */
+static int qcow2_measure(const struct blk_create_opts *o, struct blk *in, struct blk_measure *m)
+{
+	uint64_t cs = o->cluster_size ? o->cluster_size : 65536;
+	uint32_t rbits = o->refcount_bits ? (uint32_t)o->refcount_bits : 16;
+	int version = o->version ? o->version : 3;
+	if (cs < 512 || cs > (2u << 20) || (cs & (cs - 1))) {
+		blk_set_error("cluster size must be a power of two from 512 to 2M");
+		return -EINVAL;
+	}
+	if ((rbits & (rbits - 1)) || rbits > 64 || (version == 2 && rbits != 16)) {
+		blk_set_error("refcount bits must be a power of two up to 64 (16 for compat=0.10)");
+		return -EINVAL;
+	}
+	/* a source's size in whole sectors, as qemu sees every image */
+	uint64_t in_size = in ? round_up(blk_size(in), 512) : o->size;
+	if (in_size > QCOW2_MAX_SIZE) {
+		blk_set_error("size too large");
+		return -EINVAL;
+	}
+	uint64_t size = round_up(in_size, cs);
+	uint64_t l2_tables = (size / cs + cs / 8 - 1) / (cs / 8);
+	if (l2_tables * 8 > QCOW2_MAX_L1_BYTES) {
+		blk_set_error("the image size is too large (try a larger cluster size)");
+		return -EINVAL;
+	}
+	uint64_t data = 0;
+	if (in && o->backing_file) {
+		data = size;
+	} else if (in) {
+		uint64_t end = blk_size(in);
+		for (uint64_t off = 0; off < end;) {
+			struct blk_status st;
+			int ret = blk_chain_status(in, off, end - off, &st);
+			if (ret < 0)
+				return ret;
+			uint64_t n = st.len;
+			if (!(st.flags & BLK_STATUS_ZERO) && (st.flags & BLK_STATUS_DATA)) {
+				/* the rest of the last cluster counts too (and is skipped) */
+				n = round_up(off + n, cs) - off;
+				data += off % cs + n;
+			}
+			off += n;
+		}
+	}
+	if (o->prealloc == BLK_PREALLOC_FALLOC || o->prealloc == BLK_PREALLOC_FULL)
+		data = size;
+	m->fully_allocated = fully_allocated_size(size, cs, rbits);
+	m->required = m->fully_allocated - size + data;
+	m->has_bitmaps = version >= 3 && in && in->drv == &blk_qcow2_driver;
+	m->bitmaps = 0; /* we keep no persistent bitmaps */
+	return 0;
 }
 
 /* ---- asynchronous I/O (block/aio.c) ---- */
@@ -2250,6 +2493,7 @@ const struct blk_driver blk_qcow2_driver = {
     .block_status = qcow2_block_status,
     .get_info = qcow2_get_info,
     .create = qcow2_create,
+    .measure = qcow2_measure,
     .check = qcow2_check,
     .snapshot_list = qcow2_snapshot_list,
     .snapshot_create = qcow2_snapshot_create,

@@ -4,7 +4,8 @@
  * (read-modify-write for writes). The alignment O_DIRECT needs comes from statx(2)
  * STATX_DIOALIGN (Linux 6.1), else 4096, which every device accepts. Holes are found with
  * SEEK_DATA/SEEK_HOLE (lseek(2)) and made with fallocate(2) PUNCH_HOLE. The fd is also handed to
- * block/aio.c, which reads and writes it through io_uring.
+ * block/aio.c, which reads and writes it through io_uring. Creation preallocates as qemu
+ * does: falloc with posix_fallocate(3), full by writing zeros.
  *
  * Image locking, compatible with QEMU's (its block/file-posix.c describes the scheme): the
  * open file description holds OFD read locks on single bytes of the file, byte 100 + i for
@@ -388,10 +389,49 @@ static void raw_close(struct blk *b)
 	b->opaque = NULL;
 }
 
+/* See blk_raw_preallocate(). */
+static int fd_preallocate(int fd, const char *path, uint64_t off, uint64_t len,
+			  enum blk_prealloc mode)
+{
+	int ret = 0;
+	if (mode == BLK_PREALLOC_FALLOC) {
+		/* posix_fallocate: where the file system has no fallocate, glibc writes */
+		ret = -posix_fallocate(fd, (off_t)off, (off_t)len);
+	} else if (mode == BLK_PREALLOC_FULL) {
+		const size_t chunk = 1u << 20;
+		void *z;
+		if (posix_memalign(&z, RAW_DIRECT_ALIGN, chunk))
+			return -ENOMEM;
+		memset(z, 0, chunk);
+		while (len && ret == 0) {
+			size_t n = len < chunk ? (size_t)len : chunk;
+			ret = full_pwrite(fd, z, n, off);
+			off += n;
+			len -= n;
+		}
+		free(z);
+	}
+	if (ret < 0)
+		blk_set_error("%s: cannot preallocate: %s", path, strerror(-ret));
+	return ret;
+}
+
+int blk_raw_preallocate(struct blk *b, uint64_t off, uint64_t len, enum blk_prealloc mode)
+{
+	struct raw *r = b->opaque;
+	return fd_preallocate(r->fd, b->path, off, len, mode);
+}
+
 static int raw_create(const char *path, const struct blk_create_opts *o)
 {
 	if (o->backing_file) {
 		blk_set_error("%s: raw images cannot have a backing file", path);
+		return -EINVAL;
+	}
+	if (o->prealloc == BLK_PREALLOC_METADATA) {
+		blk_set_error("%s: preallocation=metadata is for qcow2 images only (raw: off, "
+			      "falloc, full)",
+			      path);
 		return -EINVAL;
 	}
 	/* Not O_TRUNC: an image someone holds must not be emptied under them. */
@@ -406,8 +446,24 @@ static int raw_create(const char *path, const struct blk_create_opts *o)
 		ret = -errno;
 		blk_set_error("%s: cannot set size: %s", path, strerror(-ret));
 	}
+	if (ret == 0 && o->size)
+		ret = fd_preallocate(fd, path, 0, o->size, o->prealloc);
 	close(fd);
 	return ret;
+}
+
+/* As qemu's raw driver: the disk is the file, so both sizes are the disk size (of the
+ * source or as asked), rounded up to whole 512-byte sectors as qemu sees every image. */
+static int raw_measure(const struct blk_create_opts *o, struct blk *in, struct blk_measure *m)
+{
+	uint64_t size = in ? blk_size(in) : o->size;
+	if (size > UINT64_MAX - 511) {
+		blk_set_error("size too large");
+		return -EINVAL;
+	}
+	size = (size + 511) & ~511ull;
+	m->required = m->fully_allocated = size;
+	return 0;
 }
 
 static int raw_aio_file(struct blk *b, struct blk_aio_file *f)
@@ -435,5 +491,6 @@ const struct blk_driver blk_raw_driver = {
     .block_status = raw_block_status,
     .get_info = raw_get_info,
     .create = raw_create,
+    .measure = raw_measure,
     .aio_file = raw_aio_file,
 };

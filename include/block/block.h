@@ -112,6 +112,12 @@ void blk_clear_error(void);
 void blk_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Image creation. */
+enum blk_prealloc {
+	BLK_PREALLOC_OFF = 0,
+	BLK_PREALLOC_METADATA, /* qcow2: every L2 table and data cluster allocated, sparse */
+	BLK_PREALLOC_FALLOC,   /* as metadata (qcow2), and the data space fallocate(2)d */
+	BLK_PREALLOC_FULL,     /* as metadata (qcow2), and zeros written over the data */
+};
 struct blk_create_opts {
 	enum blk_format format;
 	uint64_t size;
@@ -122,10 +128,25 @@ struct blk_create_opts {
 	bool lazy_refcounts;
 	const char *backing_file;
 	const char *backing_format; /* NULL = probe when opened */
+	enum blk_prealloc prealloc;
 };
 int blk_create(const char *path, const struct blk_create_opts *o)
     __attribute__((warn_unused_result));
 enum blk_format blk_format_parse(const char *name); /* -1 if unknown */
+/* "off", "metadata", "falloc", "full"; -1 if unknown. */
+int blk_prealloc_parse(const char *name);
+
+/* What an image of format O->format made with options O needs on the host, as qemu-img
+ * measure computes it: REQUIRED for the data of IN (or, without IN, an empty disk of
+ * O->size bytes) and FULLY_ALLOCATED when every cluster is allocated. HAS_BITMAPS (qcow2 v3
+ * out of a qcow2 IN): the size of the persistent bitmaps IN would bring, always 0 here. */
+struct blk_measure {
+	uint64_t required, fully_allocated;
+	bool has_bitmaps;
+	uint64_t bitmaps;
+};
+int blk_measure(const struct blk_create_opts *o, struct blk *in, struct blk_measure *m)
+    __attribute__((warn_unused_result));
 
 /* Consistency check (qcow2; raw has nothing to check). */
 #define BLK_CHECK_FIX_LEAKS  1u

@@ -35,6 +35,8 @@ struct blk_driver {
 	int (*block_status)(struct blk *b, uint64_t off, uint64_t len, struct blk_status *st);
 	int (*get_info)(struct blk *b, struct blk_info *info);
 	int (*create)(const char *path, const struct blk_create_opts *o);
+	/* See blk_measure(); IN may be NULL (then O->size is the disk size). */
+	int (*measure)(const struct blk_create_opts *o, struct blk *in, struct blk_measure *m);
 	int (*check)(struct blk *b, unsigned fix, struct blk_check_result *r);
 	int (*snapshot_list)(struct blk *b, struct blk_snapshot_info **list);
 	int (*snapshot_create)(struct blk *b, const char *name);
@@ -80,6 +82,9 @@ int blk_open_file(const char *path, const struct blk_open_opts *o, struct blk **
 uint64_t blk_raw_file_length(struct blk *b);
 uint64_t blk_raw_allocated(struct blk *b);
 int blk_raw_truncate(struct blk *b, uint64_t len);
+/* Makes [OFF, OFF+LEN) of the file take space: MODE falloc reserves it (fallocate(2)),
+ * full writes zeros over it; the file grows to cover it. Sets blk_set_error on failure. */
+int blk_raw_preallocate(struct blk *b, uint64_t off, uint64_t len, enum blk_prealloc mode);
 
 #define BLK_MAX_CHAIN_DEPTH 32
 

@@ -168,6 +168,11 @@ struct qcow2 {
 	uint32_t nb_problems;
 #define QCOW2_PROBLEM_FIXED (-2)
 	uint64_t alloc_floor; /* cluster index: allocate at or above it (0 = anywhere) */
+	/* The file takes clearly less space than the clusters in use (qemu's test for
+	 * preallocated metadata, made at the first block status of an allocated cluster):
+	 * allocated clusters may be holes, so block status asks the file which parts read as
+	 * zeros. */
+	bool sparse_checked, sparse_file;
 };
 
 /* Cluster mapping for a guest offset. */
