@@ -1,5 +1,6 @@
 /* kestrel img: a qemu-img-like disk image tool over the block layer (include/block/block.h).
- * Subcommands: create, info, check, resize, map, snapshot, commit, rebase, convert, bench.
+ * Subcommands: create, info, check, resize, map, snapshot, commit, rebase, convert, compare,
+ * measure, bench.
  * Output formats and exit codes follow qemu-img where it has them (check: 0 clean,
  * 1 check failed, 2 corruptions, 3 leaks only). */
 #include <errno.h>
@@ -47,7 +48,9 @@ static void img_usage(FILE *out)
 		"\n"
 		"  create [-f qcow2|raw] [-b BACKING [-F FMT]] [-o OPTS] FILE SIZE\n"
 		"         OPTS: cluster_size=N,compression_type=zlib|zstd,refcount_bits=N,\n"
-		"               compat=0.10|1.1,lazy_refcounts=on|off\n"
+		"               compat=0.10|1.1,lazy_refcounts=on|off,\n"
+		"               preallocation=off|metadata|falloc|full (metadata: qcow2 only;\n"
+		"               falloc and full also reserve or write the data space)\n"
 		"  info [-f FMT] [-U] [--output human|json] [--backing-chain] FILE\n"
 		"  check [-f FMT] [-U] [-r leaks|all] [--output human|json] FILE\n"
 		"  resize [-f FMT] [--shrink] FILE [+|-]SIZE\n"
@@ -56,7 +59,13 @@ static void img_usage(FILE *out)
 		"  snapshot [-l | -c NAME | -a NAME | -d NAME] FILE\n"
 		"  commit [-f FMT] [-d] FILE         write FILE's data into its backing file\n"
 		"  rebase [-f FMT] [-u] -b BACKING [-F FMT] FILE\n"
-		"  convert [-p] [-f FMT] [-O FMT] [-c] [-S SIZE] [-o OPTS] [-t CACHE] [-U] IN OUT\n"
+		"  convert [-p] [-f FMT] [-O FMT] [-c] [-S SIZE] [-o OPTS] [-t CACHE] [-U]\n"
+		"          [-n] [-B BACKING [-F FMT]] IN OUT\n"
+		"         -n: write into the existing OUT (at least as large as IN) instead of\n"
+		"         creating it; -B: OUT (qcow2) gets BACKING as its backing file and holds\n"
+		"         only the clusters where IN differs from BACKING\n"
+		"  measure [-O FMT] [-o OPTS] [--size SIZE | [-f FMT] [-U] FILE]\n"
+		"          [--output human|json]  host space an OUT image of FMT needs\n"
 		"  bench [-f FMT] [-w] [-c COUNT] [-s BUFSIZE] [-t CACHE] FILE\n"
 		"\n"
 		"SIZE takes K, M, G, T suffixes (powers of 1024). CACHE is writeback, none or "
@@ -126,6 +135,14 @@ static int parse_create_opts(char *opts, struct blk_create_opts *o)
 			o->backing_file = v;
 		} else if (!strcmp(kv, "backing_fmt")) {
 			o->backing_format = v;
+		} else if (!strcmp(kv, "preallocation")) {
+			int m = blk_prealloc_parse(v);
+			if (m < 0)
+				return fail(
+				    "preallocation must be off, metadata, falloc or full, not "
+				    "'%s'",
+				    v);
+			o->prealloc = (enum blk_prealloc)m;
 		} else {
 			return fail("unknown option '%s'", kv);
 		}
@@ -195,10 +212,12 @@ static int img_create(int argc, char **argv)
 	int ret = blk_create(path, &o);
 	if (ret < 0)
 		return fail_blk("create", path, ret);
+	static const char *const prealloc_name[] = {"off", "metadata", "falloc", "full"};
 	char sz[32];
-	printf("Formatting '%s', fmt=%s size=%" PRIu64 " (%s)\n", path,
+	printf("Formatting '%s', fmt=%s size=%" PRIu64 " (%s)%s%s\n", path,
 	       o.format == BLK_FMT_QCOW2 ? "qcow2" : "raw", o.size,
-	       size_format(o.size, sz, sizeof(sz)));
+	       size_format(o.size, sz, sizeof(sz)), o.prealloc ? " preallocation=" : "",
+	       o.prealloc ? prealloc_name[o.prealloc] : "");
 	return 0;
 }
 
@@ -1096,9 +1115,10 @@ static void progress_update(struct progress *p, uint64_t done, bool final)
 
 /* Copies SRC into DST in whole output clusters of OCS bytes, compressed: a cluster is data
  * if any byte of it is, and the tail cluster at the end of the image is padded with zeros.
- * OCS divides CHUNK, the size of BUF. */
+ * OCS divides CHUNK, the size of BUF. ZERO_FILL (convert -n: DST has content of its own)
+ * zeroes the clusters that are zero in SRC instead of skipping them. */
 static int convert_compressed(struct blk *src, struct blk *dst, uint8_t *buf, uint64_t chunk,
-			      uint64_t ocs, struct progress *pr)
+			      uint64_t ocs, bool zero_fill, struct progress *pr)
 {
 	uint64_t size = blk_size(src), dsize = blk_size(dst);
 	int ret = 0;
@@ -1111,6 +1131,8 @@ static int convert_compressed(struct blk *src, struct blk *dst, uint8_t *buf, ui
 		if (st.flags & BLK_STATUS_ZERO) {
 			/* Whole zero clusters are skipped (the new image reads zeros there). */
 			uint64_t skip = off + st.len >= size ? size - off : st.len / ocs * ocs;
+			if (skip && zero_fill)
+				ret = blk_write_zeroes(dst, off, skip, BLK_ZERO_MAY_UNMAP);
 			if (skip) {
 				off += skip;
 				progress_update(pr, off, false);
@@ -1125,8 +1147,12 @@ static int convert_compressed(struct blk *src, struct blk *dst, uint8_t *buf, ui
 		ret = blk_pread(src, off, buf, n);
 		for (uint64_t k = 0; k < n && ret == 0; k += ocs) {
 			uint64_t len = n - k < ocs ? n - k : ocs;
-			if (all_zero(buf + k, len))
+			if (all_zero(buf + k, len)) {
+				if (zero_fill)
+					ret =
+					    blk_write_zeroes(dst, off + k, len, BLK_ZERO_MAY_UNMAP);
 				continue;
+			}
 			if (len <
 			    ocs) { /* the source's tail: pad up to the cluster or the disk end */
 				uint64_t pad = dsize - (off + k) < ocs ? dsize - (off + k) : ocs;
@@ -1141,9 +1167,10 @@ static int convert_compressed(struct blk *src, struct blk *dst, uint8_t *buf, ui
 	return ret;
 }
 
-/* Copies SRC into DST, skipping zero extents and zero runs of at least MIN_SPARSE bytes. */
+/* Copies SRC into DST, skipping zero extents and zero runs of at least MIN_SPARSE bytes
+ * (ZERO_FILL, for convert -n: zeroing them in DST). */
 static int convert_plain(struct blk *src, struct blk *dst, uint8_t *buf, uint64_t chunk,
-			 uint64_t min_sparse, struct progress *pr)
+			 uint64_t min_sparse, bool zero_fill, struct progress *pr)
 {
 	uint64_t size = blk_size(src);
 	int ret = 0;
@@ -1155,7 +1182,10 @@ static int convert_plain(struct blk *src, struct blk *dst, uint8_t *buf, uint64_
 			break;
 		n = st.len;
 		if (st.flags & BLK_STATUS_ZERO) {
-			off += n; /* the new image reads zeros there already */
+			/* a new image reads zeros there already */
+			if (zero_fill)
+				ret = blk_write_zeroes(dst, off, n, BLK_ZERO_MAY_UNMAP);
+			off += n;
 			progress_update(pr, off, false);
 			continue;
 		}
@@ -1166,6 +1196,8 @@ static int convert_plain(struct blk *src, struct blk *dst, uint8_t *buf, uint64_
 			if (g > n - k)
 				g = n - k;
 			if (all_zero(buf + k, g)) {
+				if (zero_fill)
+					ret = blk_write_zeroes(dst, off + k, g, BLK_ZERO_MAY_UNMAP);
 				k += g;
 				continue;
 			}
@@ -1185,19 +1217,88 @@ static int convert_plain(struct blk *src, struct blk *dst, uint8_t *buf, uint64_
 	return ret;
 }
 
+/* Copies SRC into DST, which reads its backing file where it is empty (convert -B): only
+ * the clusters of OCS bytes where SRC reads differently from what DST reads now are
+ * written, zeros as zero clusters, data compressed with COMPRESS. CUR, like BUF, holds
+ * CHUNK bytes, a multiple of OCS. */
+static int convert_diff(struct blk *src, struct blk *dst, uint8_t *buf, uint8_t *cur,
+			uint64_t chunk, uint64_t ocs, bool compress, struct progress *pr)
+{
+	uint64_t size = blk_size(src);
+	int ret = 0;
+	for (uint64_t off = 0; off < size && ret == 0;) { /* OFF stays cluster aligned */
+		uint64_t n = size - off < chunk ? size - off : chunk;
+		struct blk_status st;
+		ret = blk_chain_status(src, off, n, &st);
+		if (ret < 0)
+			break;
+		bool zero = st.flags & BLK_STATUS_ZERO;
+		uint64_t want = zero ? st.len / ocs * ocs : (st.len + ocs - 1) / ocs * ocs;
+		if (zero && off + st.len >= size)
+			want = size - off;
+		if (want == 0) { /* zeros, then data, within this cluster */
+			zero = false;
+			want = ocs;
+		}
+		if (n > want)
+			n = want;
+		if (zero)
+			memset(buf, 0, n);
+		else
+			ret = blk_pread(src, off, buf, n);
+		if (ret == 0)
+			ret = blk_pread(dst, off, cur, n);
+		for (uint64_t k = 0; k < n && ret == 0; k += ocs) {
+			uint64_t len = n - k < ocs ? n - k : ocs;
+			if (!memcmp(buf + k, cur + k, len))
+				continue;
+			if (zero || all_zero(buf + k, len))
+				ret = blk_write_zeroes(dst, off + k, len, 0);
+			else if (compress)
+				ret = blk_pwrite_compressed(dst, off + k, buf + k, len);
+			else
+				ret = blk_pwrite(dst, off + k, buf + k, len);
+		}
+		off += n;
+		progress_update(pr, off, false);
+	}
+	return ret;
+}
+
+/* The format of BACKING (named as OUT would store it) for -B without -F: probed now and
+ * stored, so the new image does not depend on probing later. */
+static int probe_backing_format(const char *out, const char *backing, const char **fmt)
+{
+	char *p = backing_path_of(out, backing);
+	if (!p)
+		return fail("convert: out of memory");
+	struct blk *b;
+	int ret = blk_open(&b, p, &(struct blk_open_opts){.readonly = true, .no_backing = true});
+	if (ret < 0) {
+		fail_blk("convert: cannot open backing file", p, ret);
+		free(p);
+		return 1;
+	}
+	*fmt = blk_format_name(b); /* a static driver name, valid after close */
+	blk_close(b);
+	free(p);
+	return 0;
+}
+
 static int img_convert(int argc, char **argv)
 {
 	struct blk_open_opts io = {.readonly = true};
 	struct blk_create_opts co = {.format = BLK_FMT_RAW};
 	enum blk_cache cache = BLK_CACHE_WRITEBACK;
-	bool compress = false;
+	bool compress = false, no_create = false, have_opts = false, out_fmt = false;
+	const char *base = NULL, *base_fmt = NULL;
 	uint64_t min_sparse = 4096;
 	struct progress pr = {0};
 	int c;
 	optind = 1;
 	static const struct option lo[] = {{"force-share", no_argument, NULL, 'U'},
 					   {NULL, 0, NULL, 0}};
-	while ((c = getopt_long(argc, argv, "pf:O:cS:o:t:Uh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "pf:O:cS:o:t:UnB:F:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'U':
 			io.force_share = true;
@@ -1212,6 +1313,7 @@ static int img_convert(int argc, char **argv)
 		case 'O':
 			if (parse_fmt(optarg, &co.format))
 				return 1;
+			out_fmt = true;
 			break;
 		case 'c':
 			compress = true;
@@ -1223,10 +1325,22 @@ static int img_convert(int argc, char **argv)
 		case 'o':
 			if (parse_create_opts(optarg, &co))
 				return 1;
+			have_opts = true;
 			break;
 		case 't':
 			if (parse_cache(optarg, &cache))
 				return 1;
+			break;
+		case 'n':
+			no_create = true;
+			break;
+		case 'B':
+			base = optarg;
+			break;
+		case 'F':
+			if ((int)blk_format_parse(optarg) < 0)
+				return fail("unknown backing format '%s'", optarg);
+			base_fmt = optarg;
 			break;
 		default:
 			img_usage(stderr);
@@ -1238,22 +1352,48 @@ static int img_convert(int argc, char **argv)
 	const char *in = argv[optind], *out = argv[optind + 1];
 	if (compress && co.format != BLK_FMT_QCOW2)
 		return fail("convert: -c needs -O qcow2");
+	if (no_create && have_opts)
+		return fail("convert: -o has no effect when writing into an existing image (-n)");
+	if (base && co.backing_file)
+		return fail("convert: give the backing file with -B or -o backing_file, not both");
+	if (base_fmt && !base)
+		return fail("convert: -F names the format of the -B backing file; -B is missing");
+	if (base) {
+		co.backing_file = base;
+		co.backing_format = base_fmt;
+	}
+	if (co.backing_file && co.format != BLK_FMT_QCOW2 && !no_create)
+		return fail("convert: backing files are only for qcow2 output (-O qcow2)");
+	if (co.backing_file && !co.backing_format && !no_create &&
+	    probe_backing_format(out, co.backing_file, &co.backing_format))
+		return 1;
 	struct blk *src, *dst;
 	int ret = blk_open(&src, in, &io);
 	if (ret < 0)
 		return fail_blk("convert", in, ret);
 	uint64_t size = blk_size(src);
 	co.size = size;
-	ret = blk_create(out, &co);
+	if (!no_create) {
+		ret = blk_create(out, &co);
+		if (ret < 0) {
+			fail_blk("convert", out, ret);
+			blk_close(src);
+			return 1;
+		}
+	}
+	/* -n without -O: the existing image's own format (qemu-img would take it as raw) */
+	struct blk_open_opts oo = {.format = no_create && !out_fmt ? BLK_FMT_PROBE : co.format,
+				   .cache = cache};
+	ret = blk_open(&dst, out, &oo);
 	if (ret < 0) {
 		fail_blk("convert", out, ret);
 		blk_close(src);
 		return 1;
 	}
-	struct blk_open_opts oo = {.format = co.format, .cache = cache};
-	ret = blk_open(&dst, out, &oo);
-	if (ret < 0) {
-		fail_blk("convert", out, ret);
+	if (no_create && blk_size(dst) < size) {
+		fail("convert: %s is smaller (%" PRIu64 " bytes) than %s (%" PRIu64 " bytes)", out,
+		     blk_size(dst), in, size);
+		blk_close(dst);
 		blk_close(src);
 		return 1;
 	}
@@ -1261,8 +1401,11 @@ static int img_convert(int argc, char **argv)
 	uint64_t chunk = CONVERT_CHUNK;
 	if (ocs > chunk)
 		chunk = ocs;
-	uint8_t *buf = malloc(chunk);
-	if (!buf) {
+	/* -B: only what differs from the backing file; -n into an image with a backing file
+	 * alike, as zeros there would not hide it */
+	bool diff = blk_backing(dst) && (base || no_create);
+	uint8_t *buf = malloc(chunk), *cur = diff ? malloc(chunk) : NULL;
+	if (!buf || (diff && !cur)) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -1273,21 +1416,104 @@ static int img_convert(int argc, char **argv)
 	pr.t0 = now();
 	pr.last_pct = -1;
 	progress_update(&pr, 0, false);
-	if (compress && ocs)
-		ret = convert_compressed(src, dst, buf, chunk, ocs, &pr);
+	if (diff)
+		ret =
+		    convert_diff(src, dst, buf, cur, chunk, ocs ? ocs : 4096, compress && ocs, &pr);
+	else if (compress && ocs)
+		ret = convert_compressed(src, dst, buf, chunk, ocs, no_create, &pr);
 	else
-		ret = convert_plain(src, dst, buf, chunk, min_sparse, &pr);
+		ret = convert_plain(src, dst, buf, chunk, min_sparse, no_create, &pr);
 	if (ret < 0)
 		goto out;
 	ret = blk_flush(dst);
 	progress_update(&pr, size, true);
 out:
 	free(buf);
+	free(cur);
 	if (ret < 0)
 		fail_blk("convert", out, ret);
 	blk_close(dst);
 	blk_close(src);
 	return ret < 0 ? 1 : 0;
+}
+
+/* ---- measure ---- */
+
+static int img_measure(int argc, char **argv)
+{
+	struct blk_open_opts io = {.readonly = true};
+	struct blk_create_opts co = {.format = BLK_FMT_RAW};
+	bool json = false, have_size = false;
+	static const struct option lo[] = {{"output", required_argument, NULL, 'J'},
+					   {"size", required_argument, NULL, 's'},
+					   {"force-share", no_argument, NULL, 'U'},
+					   {NULL, 0, NULL, 0}};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:O:o:Uh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (parse_fmt(optarg, &io.format))
+				return 1;
+			break;
+		case 'O':
+			if (parse_fmt(optarg, &co.format))
+				return 1;
+			break;
+		case 'o':
+			if (parse_create_opts(optarg, &co))
+				return 1;
+			break;
+		case 'U':
+			io.force_share = true;
+			break;
+		case 's':
+			if (size_parse(optarg, 1, &co.size) < 0)
+				return fail("measure: invalid size '%s'", optarg);
+			have_size = true;
+			break;
+		case 'J':
+			if (strcmp(optarg, "json") && strcmp(optarg, "human"))
+				return fail("--output must be human or json");
+			json = !strcmp(optarg, "json");
+			break;
+		default:
+			img_usage(stderr);
+			return 1;
+		}
+	}
+	if (optind < argc - 1)
+		return fail("measure: give one FILE");
+	if (have_size && optind < argc)
+		return fail("measure: --size cannot be used together with a FILE");
+	if (!have_size && optind >= argc)
+		return fail("measure: give --size SIZE or a FILE");
+	struct blk *in = NULL;
+	if (optind < argc) {
+		int ret = blk_open(&in, argv[optind], &io);
+		if (ret < 0)
+			return fail_blk("measure", argv[optind], ret);
+	}
+	struct blk_measure m;
+	int ret = blk_measure(&co, in, &m);
+	const char *what = in ? argv[optind] : "--size";
+	blk_close(in);
+	if (ret < 0)
+		return fail_blk("measure", what, ret);
+	if (json) {
+		/* laid out as qemu-img prints it */
+		printf("{\n");
+		if (m.has_bitmaps)
+			printf("    \"bitmaps\": %" PRIu64 ",\n", m.bitmaps);
+		printf("    \"required\": %" PRIu64 ",\n    \"fully-allocated\": %" PRIu64 "\n}\n",
+		       m.required, m.fully_allocated);
+	} else {
+		printf("required size: %" PRIu64 "\nfully allocated size: %" PRIu64 "\n",
+		       m.required, m.fully_allocated);
+		if (m.has_bitmaps)
+			printf("bitmaps size: %" PRIu64 "\n", m.bitmaps);
+	}
+	return 0;
 }
 
 /* ---- compare ---- */
@@ -1498,10 +1724,10 @@ int cmd_img(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} subs[] = {
-	    {"create", img_create},   {"info", img_info},     {"check", img_check},
-	    {"resize", img_resize},   {"map", img_map},	      {"snapshot", img_snapshot},
-	    {"commit", img_commit},   {"rebase", img_rebase}, {"convert", img_convert},
-	    {"compare", img_compare}, {"bench", img_bench},
+	    {"create", img_create},   {"info", img_info},	{"check", img_check},
+	    {"resize", img_resize},   {"map", img_map},		{"snapshot", img_snapshot},
+	    {"commit", img_commit},   {"rebase", img_rebase},	{"convert", img_convert},
+	    {"compare", img_compare}, {"measure", img_measure}, {"bench", img_bench},
 	};
 	if (argc < 2) {
 		img_usage(stderr);
