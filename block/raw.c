@@ -217,7 +217,9 @@ static int raw_flush(struct blk *b)
 	return 0;
 }
 
-static int write_zero_buf(struct blk *b, uint64_t off, uint64_t len)
+/* Zeros over [OFF, OFF+LEN): through B (which handles O_DIRECT alignment) when given, else
+ * with plain pwrites on FD (a file being created, not open as a blk yet). */
+static int write_zero_buf(struct blk *b, int fd, uint64_t off, uint64_t len)
 {
 	size_t chunk = 1 << 20;
 	void *z;
@@ -227,7 +229,7 @@ static int write_zero_buf(struct blk *b, uint64_t off, uint64_t len)
 	int ret = 0;
 	while (len && ret == 0) {
 		size_t n = len < chunk ? (size_t)len : chunk;
-		ret = raw_pwrite(b, off, z, n);
+		ret = b ? raw_pwrite(b, off, z, n) : full_pwrite(fd, z, n, off);
 		off += n;
 		len -= n;
 	}
@@ -248,7 +250,7 @@ static int raw_write_zeroes(struct blk *b, uint64_t off, uint64_t len, unsigned 
 			      (off_t)len) == 0)
 			return 0;
 	}
-	return write_zero_buf(b, off, len);
+	return write_zero_buf(b, -1, off, len);
 }
 
 static int raw_discard(struct blk *b, uint64_t off, uint64_t len)
@@ -398,18 +400,7 @@ static int fd_preallocate(int fd, const char *path, uint64_t off, uint64_t len,
 		/* posix_fallocate: where the file system has no fallocate, glibc writes */
 		ret = -posix_fallocate(fd, (off_t)off, (off_t)len);
 	} else if (mode == BLK_PREALLOC_FULL) {
-		const size_t chunk = 1u << 20;
-		void *z;
-		if (posix_memalign(&z, RAW_DIRECT_ALIGN, chunk))
-			return -ENOMEM;
-		memset(z, 0, chunk);
-		while (len && ret == 0) {
-			size_t n = len < chunk ? (size_t)len : chunk;
-			ret = full_pwrite(fd, z, n, off);
-			off += n;
-			len -= n;
-		}
-		free(z);
+		ret = write_zero_buf(NULL, fd, off, len);
 	}
 	if (ret < 0)
 		blk_set_error("%s: cannot preallocate: %s", path, strerror(-ret));

@@ -84,6 +84,15 @@ static int parse_fmt(const char *s, enum blk_format *f)
 	return 0;
 }
 
+/* -F: the backing file's format, kept as the name the image will record */
+static int parse_backing_fmt(const char *s, const char **name)
+{
+	if ((int)blk_format_parse(s) < 0)
+		return fail("unknown backing format '%s'", s);
+	*name = s;
+	return 0;
+}
+
 static int parse_cache(const char *s, enum blk_cache *c)
 {
 	if (!strcmp(s, "writeback"))
@@ -167,9 +176,8 @@ static int img_create(int argc, char **argv)
 			o.backing_file = optarg;
 			break;
 		case 'F':
-			if ((int)blk_format_parse(optarg) < 0)
-				return fail("unknown backing format '%s'", optarg);
-			o.backing_format = optarg;
+			if (parse_backing_fmt(optarg, &o.backing_format))
+				return 1;
 			break;
 		case 'o':
 			if (parse_create_opts(optarg, &o))
@@ -981,9 +989,8 @@ static int img_rebase(int argc, char **argv)
 			nb = optarg;
 			break;
 		case 'F':
-			if ((int)blk_format_parse(optarg) < 0)
-				return fail("unknown backing format '%s'", optarg);
-			nf = optarg;
+			if (parse_backing_fmt(optarg, &nf))
+				return 1;
 			break;
 		default:
 			img_usage(stderr);
@@ -1338,9 +1345,8 @@ static int img_convert(int argc, char **argv)
 			base = optarg;
 			break;
 		case 'F':
-			if ((int)blk_format_parse(optarg) < 0)
-				return fail("unknown backing format '%s'", optarg);
-			base_fmt = optarg;
+			if (parse_backing_fmt(optarg, &base_fmt))
+				return 1;
 			break;
 		default:
 			img_usage(stderr);
