@@ -171,7 +171,8 @@ fi
 rm -f "$envfile.new"
 
 # --- boot L1 ------------------------------------------------------------------------------------
-qemu_args=(-accel "${KT_L1_ACCEL:-tcg}" -cpu EPYC,+svm -smp "${KT_L1_SMP:-1}" -m 4096 -no-reboot -display none -monitor none
+qemu_args=(-accel "${KT_L1_ACCEL:-tcg}" -cpu EPYC,+svm -smp "${KT_L1_SMP:-1}" -m 4096
+	-no-reboot -display none -monitor none
 	-kernel "$GUEST/vmlinuz" -initrd "$cpio" -append "console=ttyS0 quiet panic=-1")
 log=$RUN/l1-console.log
 if [ -n "$interactive" ]; then
@@ -281,7 +282,12 @@ if [ $will_retry = 1 ]; then
 	for f in "${files[@]}"; do fargs+=(-f "$f"); done
 	[ $with_qemu = 1 ] && fargs+=(-q)
 	rm -f "$inputs"
-	KT_L1_RETRY=$((retries - 1)) exec "$0" "${fargs[@]}" -n "$name-retry" "${again[@]}"
+	KT_L1_RETRY=$((retries - 1)) "$0" "${fargs[@]}" -n "$name-retry" "${again[@]}"
+	rc=$?
+	# The retried cases' logs go where callers look for this run's: $RUN/out/<case>/.
+	mkdir -p "$RUN/out"
+	cp -a "$NDIR/$name-retry/out/." "$RUN/out/" 2>/dev/null
+	exit $rc
 fi
 exit 1
 exit

@@ -24,8 +24,6 @@ while IFS= read -r l; do
 done <<<"$lines"
 
 dir=$build/nested/virtio/out/virtio
-# When L1 died and the case ran again in a fresh L1 (tests/nested/l1.sh), its files are there.
-[ "$build/nested/virtio-retry/out/virtio" -nt "$build/nested/virtio/l1-console.log" ] && dir=$build/nested/virtio-retry/out/virtio
 b64=$dir/ext4.img.gz.b64
 if printf '%s\n' "$out" | grep -q '# SKIP'; then
 	n=$((n + 1))
