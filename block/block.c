@@ -373,18 +373,24 @@ int blk_create(const char *path, const struct blk_create_opts *o)
 	return drv->create(path, &ro);
 }
 
+static const char *const prealloc_names[] = {
+    [BLK_PREALLOC_OFF] = "off",
+    [BLK_PREALLOC_METADATA] = "metadata",
+    [BLK_PREALLOC_FALLOC] = "falloc",
+    [BLK_PREALLOC_FULL] = "full",
+};
+
 int blk_prealloc_parse(const char *name)
 {
-	static const char *const names[] = {
-	    [BLK_PREALLOC_OFF] = "off",
-	    [BLK_PREALLOC_METADATA] = "metadata",
-	    [BLK_PREALLOC_FALLOC] = "falloc",
-	    [BLK_PREALLOC_FULL] = "full",
-	};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(name, names[i]))
+	for (size_t i = 0; i < sizeof(prealloc_names) / sizeof(prealloc_names[0]); i++)
+		if (!strcmp(name, prealloc_names[i]))
 			return (int)i;
 	return -1;
+}
+
+const char *blk_prealloc_name(enum blk_prealloc mode)
+{
+	return prealloc_names[mode];
 }
 
 int blk_measure(const struct blk_create_opts *o, struct blk *in, struct blk_measure *m)

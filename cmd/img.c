@@ -220,12 +220,11 @@ static int img_create(int argc, char **argv)
 	int ret = blk_create(path, &o);
 	if (ret < 0)
 		return fail_blk("create", path, ret);
-	static const char *const prealloc_name[] = {"off", "metadata", "falloc", "full"};
 	char sz[32];
 	printf("Formatting '%s', fmt=%s size=%" PRIu64 " (%s)%s%s\n", path,
 	       o.format == BLK_FMT_QCOW2 ? "qcow2" : "raw", o.size,
 	       size_format(o.size, sz, sizeof(sz)), o.prealloc ? " preallocation=" : "",
-	       o.prealloc ? prealloc_name[o.prealloc] : "");
+	       o.prealloc ? blk_prealloc_name(o.prealloc) : "");
 	return 0;
 }
 

@@ -135,6 +135,7 @@ int blk_create(const char *path, const struct blk_create_opts *o)
 enum blk_format blk_format_parse(const char *name); /* -1 if unknown */
 /* "off", "metadata", "falloc", "full"; -1 if unknown. */
 int blk_prealloc_parse(const char *name);
+const char *blk_prealloc_name(enum blk_prealloc mode);
 
 /* What an image of format O->format made with options O needs on the host, as qemu-img
  * measure computes it: REQUIRED for the data of IN (or, without IN, an empty disk of
